@@ -1,0 +1,4 @@
+from fluxops.cli import main
+
+if __name__ == "__main__":
+    main()

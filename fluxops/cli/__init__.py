@@ -1,0 +1,14 @@
+"""The fluxops command line. Each command lives in its own module and registers itself on ``app``."""
+
+from __future__ import annotations
+
+from fluxops.cli import config as _config  # noqa: F401  (registers the command)
+from fluxops.cli import verify as _verify  # noqa: F401
+from fluxops.cli.app import app
+
+
+def main() -> None:
+    app(prog_name="fluxops")
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""Everything that touches ComfyUI: its install, its process, its API."""

@@ -1,0 +1,144 @@
+"""The only module that imports rich: human output, JSON output, progress, hints.
+
+Rules: with --json, stdout carries exactly one JSON document and nothing else; progress, notes and hints
+go to stderr. Text that comes from outside (file names, server messages) is printed as plain text, never
+interpreted as markup.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from fluxops.errors import FluxopsError
+
+SCHEMA = "fluxops/1"
+STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
+
+
+def envelope(command: str, ok: bool, data: Any = None, error: FluxopsError | None = None) -> dict[str, Any]:
+    """The versioned JSON document every `--json` command prints."""
+    doc: dict[str, Any] = {"schema": SCHEMA, "command": command, "ok": ok}
+    if error is not None:
+        doc["error"] = error.to_dict()
+    else:
+        doc["data"] = data
+    return doc
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+class Output:
+    def __init__(self, command: str, json_mode: bool = False, verbose: bool = False):
+        self.command = command
+        self.json_mode = json_mode
+        self.verbose = verbose
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self._emitted = False
+
+    @property
+    def interactive(self) -> bool:
+        """Progress bars only for a person at a terminal, never in JSON mode."""
+        return not self.json_mode and self.err.is_terminal
+
+    # -- results ---------------------------------------------------------------------------------------
+    def emit(self, data: Any, ok: bool = True) -> None:
+        """Print the JSON document (JSON mode only; human renderers print their own view)."""
+        if self.json_mode and not self._emitted:
+            sys.stdout.write(json.dumps(envelope(self.command, ok, data), indent=2, default=str) + "\n")
+            sys.stdout.flush()
+            self._emitted = True
+
+    def line(self, text: str, style: str | None = None) -> None:
+        if not self.json_mode:
+            self.out.print(Text(text, style=style or ""))
+
+    def markup(self, text: str) -> None:
+        """Print fluxops's own markup (callers escape anything from outside with ``escape``)."""
+        if not self.json_mode:
+            self.out.print(text)
+
+    def table(self, columns: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None,
+              styles: Sequence[str | None] | None = None) -> None:
+        if self.json_mode:
+            return
+        table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+        for col in columns:
+            table.add_column(col, overflow="fold")
+        for i, row in enumerate(rows):
+            style = styles[i] if styles else None
+            table.add_row(*[cell if isinstance(cell, Text) else Text(str(cell)) for cell in row],
+                          style=style or "")
+        self.out.print(table)
+
+    # -- stderr ------------------------------------------------------------------------------------
+    def note(self, text: str) -> None:
+        self.err.print(Text(text, style="dim" if not self.verbose else ""))
+
+    def warn(self, text: str) -> None:
+        self.err.print(Text("warning: ", style="yellow bold") + Text(text))
+
+    def hint(self, command: str) -> None:
+        self.err.print(Text("  fix: ", style="cyan") + Text(command))
+
+    def event(self, text: str) -> None:
+        """One line per event when there is no progress bar (JSON mode, pipes, cron)."""
+        if not self.interactive:
+            self.err.print(Text(text), highlight=False)
+
+    def error(self, exc: FluxopsError) -> None:
+        if self.json_mode and not self._emitted:
+            sys.stdout.write(json.dumps(envelope(self.command, False, error=exc), indent=2) + "\n")
+            self._emitted = True
+        self.err.print(Text("error: ", style="red bold") + Text(exc.message))
+        if exc.hint:
+            self.hint(exc.hint)
+
+    def interrupted(self, text: str = "interrupted") -> None:
+        self.err.print(Text(text, style="yellow"))
+
+    # -- progress ------------------------------------------------------------------------------------
+    @contextmanager
+    def byte_progress(self, description: str) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+        """Yields (set_total, advance). A bar on a terminal; nothing otherwise. Thread-safe."""
+        if not self.interactive:
+            yield (lambda _n: None), (lambda _n: None)
+            return
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        lock = threading.Lock()
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                      TransferSpeedColumn(), TimeRemainingColumn(), console=self.err, transient=True) as bar:
+            task = bar.add_task(escape(description), total=None)
+
+            def set_total(n: int) -> None:
+                bar.update(task, total=n)
+
+            def advance(n: int) -> None:
+                with lock:
+                    bar.advance(task, n)
+
+            yield set_total, advance
+
+
+__all__ = ["STYLES", "Output", "Text", "envelope", "escape", "human_bytes"]

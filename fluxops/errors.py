@@ -1,0 +1,71 @@
+"""The error type every core module raises, and the one registry of error codes.
+
+A code is stable (scripts and the JSON output key on it), has a meaning, and a default hint naming the next
+step. Core modules raise ``FluxopsError(code, message, hint=...)``; the CLI prints one line plus the hint and
+exits with the error's exit code. ``tests/test_errors.py`` checks the registry both ways.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ExitCode:
+    OK = 0
+    FAILURE = 1  # something was checked and found wrong, or an operation failed
+    USAGE = 2  # bad command line, bad manifest or config: fix the input and run again
+    INTERRUPTED = 130  # Ctrl-C
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    code: str
+    meaning: str
+    hint: str | None
+    exit_code: int = ExitCode.FAILURE
+
+
+_SPECS = [
+    # input: manifest, config, command line
+    ErrorSpec("manifest.unreadable", "the manifest file cannot be read", "check the path given to --manifest",
+              ExitCode.USAGE),
+    ErrorSpec("manifest.invalid", "the manifest is not valid", "see docs/manifest.md for the format",
+              ExitCode.USAGE),
+    ErrorSpec("config.invalid", "the config file or a setting is not valid",
+              "run `fluxops config` to see every setting and where it came from", ExitCode.USAGE),
+    ErrorSpec("models_dir.unknown", "no models directory is configured",
+              "pass --models-dir DIR or --comfyui-dir DIR (or set FLUXOPS_MODELS_DIR)", ExitCode.USAGE),
+    ErrorSpec("models_dir.not_a_dir", "the models directory exists but is not a directory",
+              "point --models-dir at ComfyUI's models folder", ExitCode.USAGE),
+    ErrorSpec("comfyui.extra_paths_invalid", "ComfyUI's extra_model_paths.yaml cannot be used",
+              "fix the yaml: each folder takes one path per line in a single string, not a YAML list"),
+    # files
+    ErrorSpec("verify.fix_blocked", "a misplaced file could not be moved into place",
+              "move it by hand, or remove the file that is in the way"),
+    ErrorSpec("state.locked", "another fluxops process holds the lock",
+              "wait for it to finish, or stop it"),
+    # setup / downloads (each feature adds its codes in its own section below)
+    # comfy (ComfyUI process lifecycle)
+    # doctor
+    # generate (ComfyUI API client, workflows)
+    # maintain
+]
+
+REGISTRY: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}
+
+
+class FluxopsError(Exception):
+    """An expected failure with a stable code, a one-line message and a hint naming the fix."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None, exit_code: int | None = None):
+        spec = REGISTRY.get(code)
+        if spec is None:  # a programming error: every code must be registered
+            raise ValueError(f"unregistered error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint if hint is not None else spec.hint
+        self.exit_code = exit_code if exit_code is not None else spec.exit_code
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}

@@ -1,0 +1,210 @@
+"""Settings, resolved once per command from flags > environment > config file > defaults, then passed down.
+
+Nothing else in fluxops reads FLUXOPS_* variables or the config file. Each value remembers where it came
+from, so `fluxops config` can show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fluxops.errors import FluxopsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_MANIFEST_NAME = "flux-krea-turbo.toml"
+CONFIG_ENV = "FLUXOPS_CONFIG"
+
+
+def packaged_manifest() -> Path:
+    """The default manifest shipped inside the package (works without a checkout)."""
+    return Path(str(resources.files("fluxops") / "data" / "manifests" / DEFAULT_MANIFEST_NAME))
+
+
+def _user_config_file() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("fluxops", appauthor=False)) / "fluxops.toml"
+
+
+def _user_state_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("fluxops", appauthor=False))
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise ValueError("expected a path")
+    return Path(os.path.expandvars(os.path.expanduser(str(value))))
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def _port(value: Any) -> int:
+    port = _int(value)
+    if not 1 <= port <= 65535:
+        raise ValueError("expected a port number between 1 and 65535")
+    return port
+
+
+def _positive(value: Any) -> int:
+    number = _int(value)
+    if number < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return number
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: its environment variable, how to parse it, and its default (may depend on others)."""
+
+    env: str | None
+    parse: Callable[[Any], Any]
+    default: Callable[[dict[str, Any]], Any]
+    help: str
+    is_path: bool = False
+
+
+# Order matters: a default may use settings resolved before it.
+SPECS: dict[str, Spec] = {
+    "comfyui_dir": Spec("FLUXOPS_COMFYUI_DIR", _path, lambda s: None, "the ComfyUI checkout", True),
+    "comfyui_python": Spec("FLUXOPS_COMFYUI_PYTHON", _path, lambda s: None,
+                           "ComfyUI's Python interpreter (found next to ComfyUI when unset)", True),
+    "models_dir": Spec("FLUXOPS_MODELS_DIR", _path,
+                       lambda s: s["comfyui_dir"] / "models" if s["comfyui_dir"] else None,
+                       "the ComfyUI models folder", True),
+    "manifest": Spec("FLUXOPS_MANIFEST", _path, lambda s: packaged_manifest(), "the model manifest", True),
+    "state_dir": Spec("FLUXOPS_STATE_DIR", _path, lambda s: _user_state_dir(),
+                      "caches, logs, server state and reports", True),
+    "output_dir": Spec("FLUXOPS_OUTPUT_DIR", _path, lambda s: Path("outputs"), "where images are saved", True),
+    "host": Spec("FLUXOPS_HOST", _str, lambda s: "127.0.0.1", "the ComfyUI server's address"),
+    "port": Spec("FLUXOPS_PORT", _port, lambda s: 8188, "the ComfyUI server's port"),
+    "hf_endpoint": Spec("HF_ENDPOINT", _str, lambda s: "https://huggingface.co", "the Hugging Face Hub"),
+    "jobs": Spec("FLUXOPS_JOBS", _positive, lambda s: 3, "files downloaded or hashed at once"),
+    "connections": Spec("FLUXOPS_CONNECTIONS", _positive, lambda s: 8, "HTTP connections per download"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    comfyui_dir: Path | None
+    comfyui_python: Path | None
+    models_dir: Path | None
+    manifest: Path
+    state_dir: Path
+    output_dir: Path
+    host: str
+    port: int
+    hf_endpoint: str
+    jobs: int
+    connections: int
+    config_file: Path | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def require_models_dir(self) -> Path:
+        if self.models_dir is None:
+            raise FluxopsError("models_dir.unknown", "no models directory: fluxops does not know where ComfyUI "
+                               "keeps its models")
+        if self.models_dir.exists() and not self.models_dir.is_dir():
+            raise FluxopsError("models_dir.not_a_dir", f"{self.models_dir} is not a directory")
+        return self.models_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+    def shown(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) for every setting, for `fluxops config`."""
+        rows = []
+        for name in SPECS:
+            value = getattr(self, name)
+            rows.append((name, "" if value is None else str(value), self.sources.get(name, "default")))
+        rows.append(("config_file", str(self.config_file or ""), self.sources.get("config_file", "default")))
+        return rows
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise FluxopsError("config.invalid", f"{path}: cannot read the config file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise FluxopsError("config.invalid", f"{path}: not valid TOML ({exc})") from exc
+    unknown = sorted(set(data) - set(SPECS))
+    if unknown:
+        raise FluxopsError("config.invalid", f"{path}: unknown setting {unknown[0]!r}; known settings: "
+                           + ", ".join(SPECS))
+    return data
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+                  config: Path | None = None, cwd: Path | None = None) -> Settings:
+    """Resolve every setting once. ``flags`` holds command-line values (None = not given)."""
+    flags = dict(flags or {})
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    unknown_flags = set(flags) - set(SPECS)
+    if unknown_flags:
+        raise ValueError(f"unknown settings {sorted(unknown_flags)}")
+
+    sources: dict[str, str] = {}
+    config_file: Path | None = None
+    if config is not None:
+        config_file, sources["config_file"] = config, "--config"
+    elif env.get(CONFIG_ENV):
+        config_file, sources["config_file"] = _path(env[CONFIG_ENV]), CONFIG_ENV
+    else:
+        candidate = _user_config_file()
+        if candidate.is_file():
+            config_file, sources["config_file"] = candidate, "user config dir"
+    file_values = _read_config(config_file) if config_file is not None else {}
+
+    resolved: dict[str, Any] = {}
+    for name, spec in SPECS.items():
+        flag_name = "--" + name.replace("_", "-")
+        raw: Any = None
+        base = cwd
+        if flags.get(name) is not None:
+            raw, where = flags[name], flag_name
+        elif spec.env and env.get(spec.env, "").strip():
+            raw, where = env[spec.env], spec.env
+        elif name in file_values:
+            raw, where = file_values[name], f"config file {config_file}"
+            base = config_file.parent if config_file else cwd  # relative paths in the file: from the file
+        if raw is None:
+            value, where = spec.default(resolved), "default"
+        else:
+            try:
+                value = spec.parse(raw)
+            except (TypeError, ValueError) as exc:
+                raise FluxopsError("config.invalid", f"{name} from {where}: {raw!r} is not valid ({exc})") from exc
+        if spec.is_path and isinstance(value, Path) and not value.is_absolute():
+            value = base / value
+        resolved[name] = value
+        sources[name] = where
+    return Settings(**resolved, config_file=config_file, sources=sources)

@@ -6,12 +6,16 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.fakes.hub import FakeHub
 
 SEGMENT = 256 * 1024  # small segments, so a file of a few MiB has several
@@ -111,3 +115,19 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
             st = p.stat()
             out[str(p.relative_to(root))] = (st.st_size if p.is_file() else 0, st.st_mtime_ns)
     return out
+
+
+def spawn(scaled: Scaled, *args: str, stderr: Path | None = None, **env: str) -> subprocess.Popen[str]:
+    """`fluxops setup ARGS` as a background process (for kill -9, Ctrl-C and lock tests)."""
+    full = {**os.environ, **scaled.env(**env), "PYTHONPATH": str(REPO)}
+    err = stderr.open("w") if stderr is not None else subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-m", "fluxops", "setup", *args], env=full, text=True,
+                            stdout=subprocess.PIPE, stderr=err)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)

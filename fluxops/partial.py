@@ -1,9 +1,10 @@
 """Partial downloads on disk: `<models>/.fluxops-partial/<sha256>.part` and its resume state.
 
-The state file (`<sha256>.state.json`, next to the part) records which byte ranges of the part are written
-and flushed to disk. It is only rewritten after an fdatasync of the part, so after a kill -9 or a reboot
-every range it lists holds the bytes that arrived; a killed run loses at most what arrived since the last
-checkpoint. Ranges, not segment numbers, are stored, so a changed segment size still resumes.
+The state file (`<sha256>.state.json`, next to the part) records which byte ranges of the part hold the
+bytes that arrived, at two levels: `written` (pwrite returned: in the page cache, which outlives a kill -9
+but not a reboot; tagged with the boot id) and `synced` (after an fdatasync of the part: survives a
+reboot). A resume in the same boot trusts `written`, after a reboot only `synced`. Ranges, not segment
+numbers, are stored, so a changed segment size still resumes.
 """
 
 from __future__ import annotations
@@ -82,8 +83,20 @@ class PartPaths:
         return cls(root / f"{sha256}{PART_SUFFIX}", root / f"{sha256}{STATE_SUFFIX}")
 
 
+def boot_id() -> str | None:
+    """This boot's id (Linux). The page cache outlives a killed process but not a reboot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
 def load_done(paths: PartPaths, size: int) -> RangeSet:
-    """The ranges a previous run recorded as flushed; empty when there is no usable state."""
+    """The ranges a previous run left on disk; empty when there is no usable state.
+
+    `written` ranges were in the page cache when recorded: still there after a kill -9 in the same boot.
+    `synced` ranges were fdatasync'ed: they survive a reboot or power loss too.
+    """
     try:
         data = json.loads(paths.state.read_text(encoding="utf-8"))
         part_size = paths.part.stat().st_size
@@ -91,7 +104,12 @@ def load_done(paths: PartPaths, size: int) -> RangeSet:
         return RangeSet()
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION or data.get("size") != size:
         return RangeSet()
-    ranges = [(int(a), int(b)) for a, b in data.get("done", []) if 0 <= int(a) < int(b) <= min(size, part_size)]
+    same_boot = data.get("boot_id") is not None and data.get("boot_id") == boot_id()
+    raw = data.get("written" if same_boot else "synced", [])
+    try:
+        ranges = [(int(a), int(b)) for a, b in raw if 0 <= int(a) < int(b) <= min(size, part_size)]
+    except (TypeError, ValueError):
+        return RangeSet()
     return RangeSet(ranges)
 
 
@@ -101,29 +119,50 @@ def resume_point(models_dir: Path, sha256: str, size: int) -> int:
 
 
 class Checkpointer:
-    """Makes written ranges durable: fdatasync the part, then atomically rewrite the state file."""
+    """Records progress in the state file: often without a sync (enough after a kill -9), and now and
+    then after an fdatasync of the part (enough after a reboot)."""
 
     def __init__(self, paths: PartPaths, fd: int, size: int, done: RangeSet):
         self.paths, self.fd, self.size = paths, fd, size
         self._lock = threading.Lock()
-        self._durable = done.copy()
+        self._synced = done.copy()
+        self._latest = done.copy()
+        self._boot = boot_id()
 
-    def save(self, written: RangeSet) -> None:
-        """``written`` is a snapshot taken before this call: every range in it is on its way to the disk."""
+    def _write(self, durable: bool) -> None:
+        data = json.dumps({"version": STATE_VERSION, "size": self.size, "boot_id": self._boot,
+                           "written": self._latest.as_list(), "synced": self._synced.as_list()}).encode()
+        if durable:
+            write_atomic(self.paths.state, data)
+            return
+        tmp = self.paths.state.with_name(self.paths.state.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.paths.state)
+
+    def record(self, written: RangeSet) -> None:
+        """``written``: a snapshot of ranges whose pwrite() returned (in the page cache)."""
         with self._lock:
-            sync = getattr(os, "fdatasync", os.fsync)  # fdatasync: no need to flush the mtime
-            sync(self.fd)
-            data = {"version": STATE_VERSION, "size": self.size, "done": written.as_list()}
-            write_atomic(self.paths.state, json.dumps(data).encode())
-            self._durable = written
+            if written.covered >= self._latest.covered:
+                self._latest = written
+            self._write(durable=False)
+
+    def sync(self, written: RangeSet) -> None:
+        """``written`` must be snapshotted before this call; records go on while the part is synced."""
+        sync = getattr(os, "fdatasync", os.fsync)  # fdatasync: no need to flush the mtime
+        sync(self.fd)
+        with self._lock:
+            self._synced = written
+            if written.covered >= self._latest.covered:
+                self._latest = written
+            self._write(durable=True)
 
     @property
     def durable_bytes(self) -> int:
-        return self._durable.covered
+        return self._synced.covered
 
 
 def discard(paths: PartPaths) -> None:
-    for path in (paths.part, paths.state):
+    for path in (paths.part, paths.state, paths.state.with_name(paths.state.name + ".tmp")):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -137,7 +176,8 @@ def prune_partials(models_dir: Path, keep_sha256: set[str]) -> list[tuple[Path, 
     for path in sorted(root.iterdir()):
         name = path.name
         sha = name.split(".", 1)[0]
-        if not (name.endswith(PART_SUFFIX) or name.endswith(STATE_SUFFIX)) or sha in keep_sha256:
+        ours = name.endswith((PART_SUFFIX, STATE_SUFFIX, STATE_SUFFIX + ".tmp", ".replaced"))
+        if not ours or sha in keep_sha256:
             continue
         size = path.stat().st_size
         path.unlink()

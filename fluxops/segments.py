@@ -3,9 +3,9 @@
 - The partial file is sized up front; each connection takes the next segment from the queue, asks for it
   with one Range request and writes what arrives at its offset (os.pwrite), so segments never wait on each
   other.
-- A checkpoint thread makes progress durable: after at most CHECKPOINT_BYTES new bytes or
-  CHECKPOINT_SECONDS, it fdatasyncs the part and rewrites the state file (partial.py). A killed run loses
-  only what arrived since.
+- A checkpoint thread records progress in the state file after at most CHECKPOINT_BYTES new bytes or
+  CHECKPOINT_SECONDS (a kill -9 loses only what arrived since), and every SYNC_SECONDS fdatasyncs the part
+  first, so a reboot loses at most that much (partial.py).
 - A hasher thread follows the contiguous written prefix and feeds sha256 (and blake3) from the page cache,
   so the digest is ready moments after the last byte; on resume it re-hashes the kept prefix once.
 - Adaptive: a 429 or repeated errors halve the connections in use; an expired CDN URL is resolved again;
@@ -19,10 +19,12 @@ import collections
 import contextlib
 import errno
 import hashlib
+import math
 import os
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 
@@ -30,19 +32,34 @@ from fluxops.download import READ_ERRORS, ByteSource, ExpiredUrl, RetryableError
 from fluxops.errors import FluxopsError
 from fluxops.partial import Checkpointer, PartPaths, RangeSet, discard, load_done
 
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 512 * 1024
 HASH_CHUNK = 8 * 1024 * 1024
-CHECKPOINT_BYTES = 8 * 1024 * 1024
-CHECKPOINT_SECONDS = 0.5
+CHECKPOINT_BYTES = 4 * 1024 * 1024  # record progress at least this often (cheap: no sync)
+CHECKPOINT_SECONDS = 0.25
+SYNC_SECONDS = 2.0  # and make it durable (fdatasync) this often
 MAX_ATTEMPTS = 8  # consecutive failures of one segment without a byte of progress
 MAX_REFRESHES = 5
 ERRORS_BEFORE_SLOWDOWN = 3
+STEAL_AFTER_SECONDS = 1.0  # split a segment in flight only when it would take longer than this to finish
+MIN_STEAL = 1024 * 1024
 
 
-@dataclass
+@dataclass(eq=False)
 class _Cursor:
+    """A segment being fetched: `end` may shrink when an idle connection takes over its second half."""
+
     pos: int
     end: int
+    began: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.first = self.pos
+
+    def seconds_left(self, now: float) -> float:
+        elapsed, done = now - self.began, self.pos - self.first
+        if done <= 0:
+            return math.inf if elapsed > STEAL_AFTER_SECONDS else 0.0
+        return (self.end - self.pos) * elapsed / done
 
 
 class DownloadStopped(Exception):
@@ -80,6 +97,7 @@ class SegmentedDownload:
         self._single_stream = False
         self._fd = -1
         self._workers: list[threading.Thread] = []
+        self._active: set[_Cursor] = set()
 
     # -- public ------------------------------------------------------------------------------------------
     @property
@@ -99,7 +117,7 @@ class SegmentedDownload:
             os.ftruncate(self._fd, self.size)
             checkpointer = Checkpointer(self.paths, self._fd, self.size, done)
             if not resumed_from:
-                checkpointer.save(self._written.copy())
+                checkpointer.sync(self._written.copy())
             digests = self._run_threads(checkpointer)
         finally:
             os.close(self._fd)
@@ -115,16 +133,18 @@ class SegmentedDownload:
                                     name=f"fluxops-seg-{i}") for i in range(min(self.allowed, len(self._queue)))]
         digest: list[tuple[str, str | None]] = []
         hasher = threading.Thread(target=self._guard, args=(self._hash_loop, digest), daemon=True)
-        ticker = threading.Thread(target=self._checkpoint_loop, args=(checkpointer,), daemon=True)
-        for thread in (*workers, hasher, ticker):
+        tickers = [threading.Thread(target=fn, args=(checkpointer,), daemon=True)
+                   for fn in (self._checkpoint_loop, self._sync_loop)]
+        for thread in (*workers, hasher, *tickers):
             thread.start()
         for thread in (*workers, hasher):
             thread.join()
         self._checkpoint_due.set()
-        self._abort.set()  # ends the ticker
-        ticker.join()
+        self._abort.set()  # ends the tickers
+        for thread in tickers:
+            thread.join()
         if self._error is not None or self.stop.is_set() or not digest:
-            checkpointer.save(self._snapshot())
+            checkpointer.sync(self._snapshot())
             if self._error is not None:
                 raise self._error
             raise DownloadStopped(f"{checkpointer.durable_bytes} bytes kept")
@@ -156,14 +176,40 @@ class SegmentedDownload:
             snapshot = self._snapshot()
             if snapshot.covered != last and snapshot.covered < self.size:
                 with contextlib.suppress(OSError):  # a failed checkpoint only costs resume precision
-                    checkpointer.save(snapshot)
+                    checkpointer.record(snapshot)
                 last = snapshot.covered
 
+    def _sync_loop(self, checkpointer: Checkpointer) -> None:
+        """In its own thread: an fdatasync can take a while and records must go on meanwhile."""
+        while not self._abort.wait(SYNC_SECONDS):
+            snapshot = self._snapshot()
+            if snapshot.covered < self.size:
+                with contextlib.suppress(OSError):
+                    checkpointer.sync(snapshot)
+
     def _take(self, index: int) -> tuple[int, int] | None:
+        """The next queued segment (halved near the end of the queue); when none is left, the second half
+        of the slowest one in flight (so a slow connection does not leave the others idle)."""
         with self._lock:
-            if index >= self.allowed or not self._queue or self._halted():
+            if index >= self.allowed or self._halted() or self._single_stream:
                 return None
-            return self._queue.popleft()
+            if self._queue:
+                start, end = self._queue.popleft()
+                if len(self._queue) < self.allowed and end - start >= 2 * MIN_STEAL:
+                    # The tail: halve what is taken so every connection still has a share to fetch.
+                    mid = start + (end - start) // 2
+                    self._queue.appendleft((mid, end))
+                    end = mid
+                return start, end
+            now = time.monotonic()
+            candidates = [c for c in self._active if c.end - c.pos >= 2 * MIN_STEAL]
+            biggest = max(candidates, key=lambda c: c.seconds_left(now), default=None)
+            if biggest is None or biggest.seconds_left(now) < STEAL_AFTER_SECONDS:
+                return None  # closing a fast connection early would waste what is already on its way
+            mid = biggest.pos + (biggest.end - biggest.pos) // 2
+            stolen = (mid, biggest.end)
+            biggest.end = mid
+            return stolen
 
     def _give_back(self, start: int, end: int) -> None:
         if end > start:
@@ -192,17 +238,26 @@ class SegmentedDownload:
 
     def _fetch_segment(self, session: requests.Session, start: int, end: int) -> None:
         cursor = _Cursor(start, end)
+        with self._lock:
+            self._active.add(cursor)
+        try:
+            self._fetch_cursor(session, cursor)
+        finally:
+            with self._lock:
+                self._active.discard(cursor)
+
+    def _fetch_cursor(self, session: requests.Session, cursor: _Cursor) -> None:
         attempts, refreshes = 0, 0
-        while cursor.pos < end:
+        while cursor.pos < cursor.end:
             if self._single_stream:
                 return  # the single stream rewrites everything from byte 0
             if self._halted():
-                self._give_back(cursor.pos, end)
+                self._give_back(cursor.pos, cursor.end)
                 return
             before = cursor.pos
             try:
-                opened = self.source.open(session, cursor.pos, end, self.size)
-                if not opened.ranged and not (cursor.pos == 0 and end == self.size):
+                opened = self.source.open(session, cursor.pos, cursor.end, self.size)
+                if not opened.ranged and not (cursor.pos == 0 and cursor.end == self.size):
                     self._become_single_stream(session, opened.response)
                     return
                 self._stream(opened.response, cursor)
@@ -239,7 +294,10 @@ class SegmentedDownload:
             while cursor.pos < cursor.end:
                 if self._halted() or (self._single_stream and not whole):
                     return
-                data = raw.read(min(READ_CHUNK, cursor.end - cursor.pos))
+                want = min(READ_CHUNK, cursor.end - cursor.pos)
+                if want <= 0:
+                    return  # another connection took over the rest of this segment
+                data = raw.read(want)
                 if not data:
                     raise RetryableError(f"{host_of(response.url)}: connection closed at byte {cursor.pos}")
                 self._write(data, cursor.pos)

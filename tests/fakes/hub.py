@@ -288,8 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.ExitStack() as stack:
             fh = stack.enter_context(entry.data.open("rb")) if entry.data is not None else None
             if plain and fh is not None:
-                with contextlib.suppress(OSError):  # the client went away
-                    fake.count(entry, self.connection.sendfile(fh, start, end - start))
+                self._sendfile(entry, fh.fileno(), start, end)
                 return
             pos, began, sent_here = start, time.monotonic(), 0
             flip_at = entry.size // 2
@@ -313,6 +312,19 @@ class _Handler(BaseHTTPRequestHandler):
                     ahead = sent_here / fake.faults.rate - (time.monotonic() - began)
                     if ahead > 0:
                         time.sleep(ahead)
+
+    def _sendfile(self, entry: HubFile, fd: int, start: int, end: int) -> None:
+        """Zero-copy, like a real CDN edge; counted per call so a client that leaves early is counted right."""
+        out, pos = self.connection.fileno(), start
+        while pos < end:
+            try:
+                sent = os.sendfile(out, fd, pos, min(BLOCK * 16, end - pos))
+            except OSError:
+                return  # the client went away
+            if sent == 0:
+                return
+            self.fake.count(entry, sent)
+            pos += sent
 
     def _drop(self) -> None:
         self.close_connection = True

@@ -118,7 +118,7 @@ def test_ctrl_c_exits_130_and_says_what_is_kept(scaled: Scaled) -> None:
     assert "MiB kept in" in stderr and "fluxops setup" in stderr
     states = list((scaled.models / ".fluxops-partial").glob("*.state.json"))
     assert states
-    done = sum(b - a for s in states for a, b in json.loads(s.read_text())["done"])
+    done = sum(b - a for s in states for a, b in json.loads(s.read_text())["synced"])
     assert done > 0
 
 

@@ -98,6 +98,7 @@ class SegmentedDownload:
         self._fd = -1
         self._workers: list[threading.Thread] = []
         self._active: set[_Cursor] = set()
+        self.steals = 0
 
     # -- public ------------------------------------------------------------------------------------------
     @property
@@ -129,8 +130,10 @@ class SegmentedDownload:
 
     # -- threads ----------------------------------------------------------------------------------------
     def _run_threads(self, checkpointer: Checkpointer) -> tuple[str, str | None]:
+        missing = sum(end - start for start, end in self._queue)
+        count = min(self.allowed, max(1, len(self._queue), missing // MIN_STEAL))  # small tails split too
         self._workers = workers = [threading.Thread(target=self._guard, args=(self._worker, i), daemon=True,
-                                    name=f"fluxops-seg-{i}") for i in range(min(self.allowed, len(self._queue)))]
+                                                    name=f"fluxops-seg-{i}") for i in range(count)]
         digest: list[tuple[str, str | None]] = []
         hasher = threading.Thread(target=self._guard, args=(self._hash_loop, digest), daemon=True)
         tickers = [threading.Thread(target=fn, args=(checkpointer,), daemon=True)
@@ -189,27 +192,33 @@ class SegmentedDownload:
 
     def _take(self, index: int) -> tuple[int, int] | None:
         """The next queued segment (halved near the end of the queue); when none is left, the second half
-        of the slowest one in flight (so a slow connection does not leave the others idle)."""
+        of a segment in flight that would take over STEAL_AFTER_SECONDS more (a slow or stalled
+        connection), waiting for one while there are candidates."""
         with self._lock:
-            if index >= self.allowed or self._halted() or self._single_stream:
-                return None
-            if self._queue:
-                start, end = self._queue.popleft()
-                if len(self._queue) < self.allowed and end - start >= 2 * MIN_STEAL:
-                    # The tail: halve what is taken so every connection still has a share to fetch.
-                    mid = start + (end - start) // 2
-                    self._queue.appendleft((mid, end))
-                    end = mid
-                return start, end
-            now = time.monotonic()
-            candidates = [c for c in self._active if c.end - c.pos >= 2 * MIN_STEAL]
-            biggest = max(candidates, key=lambda c: c.seconds_left(now), default=None)
-            if biggest is None or biggest.seconds_left(now) < STEAL_AFTER_SECONDS:
-                return None  # closing a fast connection early would waste what is already on its way
-            mid = biggest.pos + (biggest.end - biggest.pos) // 2
-            stolen = (mid, biggest.end)
-            biggest.end = mid
-            return stolen
+            while index < self.allowed and not self._halted() and not self._single_stream:
+                if self._queue:
+                    return self._split_tail(*self._queue.popleft())
+                now = time.monotonic()
+                candidates = [c for c in self._active if c.end - c.pos >= 2 * MIN_STEAL]
+                if not candidates:
+                    return None
+                slowest = max(candidates, key=lambda c: c.seconds_left(now))
+                if slowest.seconds_left(now) >= STEAL_AFTER_SECONDS:
+                    mid = slowest.pos + (slowest.end - slowest.pos) // 2
+                    stolen = (mid, slowest.end)
+                    slowest.end = mid
+                    self.steals += 1
+                    return stolen
+                self._lock.wait(STEAL_AFTER_SECONDS / 4)  # closing a fast connection early wastes bytes
+            return None
+
+    def _split_tail(self, start: int, end: int) -> tuple[int, int]:
+        """Near the end of the queue, take half and leave half, so every connection keeps a share."""
+        if len(self._queue) < self.allowed and end - start >= 2 * MIN_STEAL:
+            mid = start + (end - start) // 2
+            self._queue.appendleft((mid, end))
+            return start, mid
+        return start, end
 
     def _give_back(self, start: int, end: int) -> None:
         if end > start:

@@ -97,20 +97,20 @@ def peak_rss(pid: int) -> int | None:
 def run_child(cmd: list[str], env: dict[str, str], kill_when=None) -> tuple[float, int, int]:
     """(wall seconds, peak RSS bytes, exit status) of one child process; kill -9 when kill_when() is true."""
     started = time.perf_counter()
-    err_file = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, peak_rss(proc.pid) or 0)
-        if kill_when is not None and kill_when():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            break
-        time.sleep(0.002 if kill_when is not None else 0.01)
-    seconds = time.perf_counter() - started
-    if proc.returncode not in (0, -signal.SIGKILL):
-        err_file.seek(0)
-        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}):\n{err_file.read().decode()[-3000:]}")
+    with tempfile.TemporaryFile() as err_file:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, peak_rss(proc.pid) or 0)
+            if kill_when is not None and kill_when():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                break
+            time.sleep(0.002 if kill_when is not None else 0.01)
+        seconds = time.perf_counter() - started
+        if proc.returncode not in (0, -signal.SIGKILL):
+            err_file.seek(0)
+            raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}):\n{err_file.read().decode()[-3000:]}")
     return seconds, peak, proc.returncode
 
 

@@ -57,6 +57,7 @@ def _urllib3_errors() -> tuple[type[BaseException], ...]:
 
 
 READ_ERRORS = NETWORK_ERRORS + _urllib3_errors()
+RETRYABLE: tuple[type[BaseException], ...] = (RetryableError, *READ_ERRORS)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from fluxops.download import READ_ERRORS, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
+from fluxops.download import RETRYABLE, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
 from fluxops.errors import FluxopsError
 from fluxops.partial import Checkpointer, PartPaths, RangeSet, discard, load_done
 
@@ -279,7 +279,7 @@ class SegmentedDownload:
                                        "URL, even freshly resolved") from exc
                 self.on_note(f"download URL refused by {host_of(str(exc))}; resolving it again")
                 self.source.refresh(str(exc))
-            except (RetryableError, *READ_ERRORS) as exc:
+            except RETRYABLE as exc:
                 attempts = 1 if cursor.pos > before else attempts + 1
                 self._on_failure(exc, attempts)
                 self.stop.wait(backoff_seconds(attempts, getattr(exc, "retry_after", None)))
@@ -339,7 +339,7 @@ class SegmentedDownload:
             try:
                 self._stream(response, cursor, whole=True)
                 return
-            except (RetryableError, *READ_ERRORS) as exc:
+            except RETRYABLE as exc:
                 attempts = 1 if cursor.pos > 0 else attempts + 1
                 self._on_failure(exc, attempts)
                 if self.stop.wait(backoff_seconds(attempts, getattr(exc, "retry_after", None))):

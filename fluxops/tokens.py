@@ -87,9 +87,9 @@ def resolve_token(flag: str | None, env: Mapping[str, str], cwd: Path) -> Resolv
         value = env.get(name, "").strip()
         if value:
             return ResolvedToken(value, name)
-    value, source, warnings = _from_dotenv(cwd)
-    if value:
-        return ResolvedToken(value, source, tuple(warnings))
+    from_file, source, warnings = _from_dotenv(cwd)
+    if from_file:
+        return ResolvedToken(from_file, source, tuple(warnings))
     stored = _stored_login()
     if stored:
         return ResolvedToken(stored, "stored login")

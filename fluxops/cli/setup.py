@@ -45,7 +45,7 @@ def _events(out: Output, bars: TransferBars):  # type: ignore[no-untyped-def]
 
 
 def _render(out: Output, report: SetupReport) -> None:
-    rows = []
+    rows: list[list[str | Text]] = []
     for f in report.files:
         action = Text(f.action, style=_ACTION_STYLE.get(f.action, ""))
         if report.dry_run:

@@ -137,3 +137,25 @@ def test_corrupt_file_is_reported_and_replaced_only_with_repair(cli, scaled: Sca
     assert repaired.returncode == 0, repaired.stderr
     assert dest.read_bytes() == scaled.files["lora"].read_bytes()
     assert not list((scaled.models / ".fluxops-partial").glob("*.replaced"))
+
+
+def test_remaining_bytes_for_doctor_counts_partials_and_placed_files(cli, scaled: Scaled) -> None:
+    from fluxops.hashing import VerifyCache
+    from fluxops.manifest import load_manifest
+    from fluxops.provision import remaining_bytes
+
+    manifest = load_manifest(scaled.manifest)
+    cache = VerifyCache(scaled.models / "cache.json")
+    assert remaining_bytes(manifest, scaled.models, cache) == scaled.total
+    scaled.hub.faults.rate = 300_000
+    proc = spawn(scaled, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
+    try:
+        wait_until(lambda: scaled.hub.served.bytes >= 1_000_000)
+    finally:
+        proc.kill()
+        proc.communicate()
+    partway = remaining_bytes(manifest, scaled.models, cache)
+    assert scaled.total - scaled.hub.served.bytes <= partway < scaled.total
+    scaled.hub.faults.rate = None
+    assert cli("setup", env=scaled.env()).returncode == 0
+    assert remaining_bytes(manifest, scaled.models, cache) == 0

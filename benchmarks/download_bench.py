@@ -185,14 +185,36 @@ def uncapped(bench: Bench, mib: int) -> None:
     path.unlink()
 
 
+def bytes_in_socket_buffers(port: int) -> int:
+    """Bytes sent by the server on `port` that the client has not read yet: the server sockets' send queues
+    plus the client sockets' receive queues (/proc/net/tcp; Linux)."""
+    total = 0
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split()
+        local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        tx, rx = (int(v, 16) for v in fields[4].split(":"))
+        if local == port:
+            total += tx
+        elif remote == port:
+            total += rx
+    return total
+
+
 def resume_after_kill(bench: Bench, manifest: Path, sha: str, size: int) -> None:
     before = bench.hub.served.bytes
     at_kill: list[int] = []
+    buffered: list[int] = []
+    cdn_port = bench.hub.cdn.server_address[1]
 
     def half_way() -> bool:
         served = bench.hub.served.bytes - before
-        if served >= size // 2:
-            at_kill.append(served)
+        if served >= size // 2 and not at_kill:
+            buffered.append(bytes_in_socket_buffers(cdn_port))
+            at_kill.append(bench.hub.served.bytes - before)
         return bool(at_kill)
 
     bench.fluxops(manifest, size, 8, kill_when=half_way, keep=True)
@@ -201,11 +223,15 @@ def resume_after_kill(bench: Bench, manifest: Path, sha: str, size: int) -> None
     kept = resume_point(bench.root / "models", sha, size)
     rerun = bench.fluxops(manifest, size, 8)
     second = bench.hub.served.bytes - before - first
-    print(f"  resume: fluxops killed (SIGKILL) when the Hub had sent {at_kill[0] / MiB:.1f} MiB "
-          f"({first / MiB:.1f} MiB once the connections closed); the partial kept {kept / MiB:.1f} MiB")
+    received = at_kill[0] - buffered[0]
+    print(f"  resume: fluxops killed (SIGKILL) when the Hub had sent {at_kill[0] / MiB:.1f} MiB, of which "
+          f"{buffered[0] / MiB:.1f} MiB still sat in kernel socket buffers (so fluxops had received "
+          f"{received / MiB:.1f} MiB); the partial kept {kept / MiB:.1f} MiB "
+          f"(lost to the kill: {(received - kept) / MiB:.1f} MiB)")
     print(f"  the rerun transferred {second / MiB:.1f} MiB in {rerun.seconds:.2f} s: "
-          f"{(second - (size - at_kill[0])) / MiB:+.1f} MiB beyond what was missing at the kill "
-          f"(target <= +16 MiB); {(second - (size - kept)) / MiB:+.1f} MiB beyond what the partial lacked")
+          f"{(second - (size - received)) / MiB:+.1f} MiB beyond what fluxops still lacked at the kill "
+          f"(target <= +16 MiB); {(second - (size - at_kill[0])) / MiB:+.1f} MiB beyond the server-side count; "
+          f"{(second - (size - kept)) / MiB:+.1f} MiB beyond what the partial lacked")
 
 
 def capped(bench: Bench, mib: int, cap_mib: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -117,6 +118,8 @@ def setup(
         if resolved.value:
             out.note(f"token {resolved.shown} from {resolved.source}")
         options = SetupOptions(dry_run=dry_run, repair=repair, wait=not no_wait)
+        # `kill` / `docker stop` / systemd: stop like Ctrl-C, so what arrived is recorded for the resume.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         with out.transfer_bars() as bars:
             report = run_setup(settings, spec, resolved, options, _events(out, bars))
         out.emit(report.to_dict(), ok=report.ok)

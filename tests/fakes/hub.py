@@ -60,6 +60,7 @@ class Faults:
 class Served:
     bytes: int = 0
     gets: int = 0
+    active: int = 0  # bodies being sent right now
     by_path: dict[str, int] = field(default_factory=dict)
 
 
@@ -108,6 +109,10 @@ class FakeHub:
         entry = HubFile(repo, path, size, sha256, data, gated, cdn)
         self.files[(repo, path)] = entry
         return entry
+
+    def quiet(self) -> bool:
+        """No body is being sent (after a client was killed, its bodies fail on their next write)."""
+        return self.served.active == 0
 
     def commit(self, repo: str) -> str:
         return _commit_for(repo)
@@ -280,7 +285,13 @@ class _Handler(BaseHTTPRequestHandler):
         with fake.lock:
             fake.served.gets += 1
         drop_after = fake.take_fault("drop_after")
-        return self._body(entry, start, end, drop_after)  # type: ignore[arg-type]
+        with fake.lock:
+            fake.served.active += 1
+        try:
+            return self._body(entry, start, end, drop_after)  # type: ignore[arg-type]
+        finally:
+            with fake.lock:
+                fake.served.active -= 1
 
     def _body(self, entry: HubFile, start: int, end: int, drop_after: int | None) -> None:
         fake = self.fake

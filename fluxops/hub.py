@@ -8,6 +8,7 @@ Every huggingface_hub exception is mapped to a FluxopsError by one table (`ERROR
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -17,6 +18,7 @@ from fluxops.manifest import Source
 from fluxops.tokens import scrub
 
 METADATA_TIMEOUT = 20.0
+METADATA_ATTEMPTS = 3
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -130,15 +132,26 @@ class Hub:
         except Exception as exc:
             raise map_error(exc, source, self.token) from exc
 
-    def metadata(self, source: Source, revision: str | None = None) -> RemoteFile:
+    def _head(self, url: str, source: Source) -> Any:
+        """get_hf_file_metadata with a short retry of our own: huggingface_hub's backoff would spend
+        ~23 s (and log each try) before saying a dead endpoint is dead."""
         from huggingface_hub import get_hf_file_metadata
 
+        for attempt in range(1, METADATA_ATTEMPTS + 1):
+            try:
+                return get_hf_file_metadata(url, token=self.token or False, timeout=METADATA_TIMEOUT,
+                                            endpoint=self.endpoint, retry_on_errors=False)
+            except Exception as exc:
+                err = map_error(exc, source, self.token)
+                transient = err.code == "hub.unreachable" or _status(exc) in (429, 500, 502, 503, 504)
+                if not transient or attempt == METADATA_ATTEMPTS:
+                    raise err from exc
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
+    def metadata(self, source: Source, revision: str | None = None) -> RemoteFile:
         url = self.file_url(source, revision)
-        try:
-            meta = get_hf_file_metadata(url, token=self.token or False, timeout=METADATA_TIMEOUT,
-                                        endpoint=self.endpoint, retry_on_errors=True)
-        except Exception as exc:
-            raise map_error(exc, source, self.token) from exc
+        meta = self._head(url, source)
         commit = meta.commit_hash
         pinned = self.file_url(source, commit) if commit else url
         etag = (meta.etag or "").lower()

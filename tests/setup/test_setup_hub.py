@@ -174,3 +174,16 @@ def test_dotenv_token_is_used_and_a_loose_mode_is_warned(cli, scaled: Scaled, tm
     os.chmod(dotenv, 0o600)
     quiet = cli("setup", "--dry-run", env=scaled.env())
     assert "readable by group" not in quiet.stderr
+
+
+def test_dead_endpoint_fails_fast_with_one_clear_line(cli, scaled: Scaled) -> None:
+    import socket
+
+    with socket.socket() as sock:  # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        result = cli("setup", "--json", env=scaled.env(HF_ENDPOINT=dead), timeout=60)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "hub.unreachable"
+    assert "error: cannot reach the Hub" in result.stderr and "HF_ENDPOINT" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -48,6 +48,39 @@ _SPECS = [
     # comfy (ComfyUI process lifecycle)
     # doctor
     # generate (ComfyUI API client, workflows)
+    ErrorSpec("workflow.unreadable", "the workflow file cannot be read", "check the path given to --workflow",
+              ExitCode.USAGE),
+    ErrorSpec("workflow.invalid", "the workflow is not a usable API-format graph",
+              "export it from ComfyUI with the menu Workflow > Export (API)", ExitCode.USAGE),
+    ErrorSpec("workflow.ui_format", "the workflow is in ComfyUI's UI format, not the API format",
+              "in ComfyUI use the menu Workflow > Export (API) and pass that file", ExitCode.USAGE),
+    ErrorSpec("workflow.role_missing", "the workflow has no node with a title fluxops needs",
+              "title the node in ComfyUI (right-click > Title) and export the API format again", ExitCode.USAGE),
+    ErrorSpec("workflow.invalid_value", "a parameter is outside what the node accepts",
+              "fix the value named above and run again", ExitCode.USAGE),
+    ErrorSpec("workflow.node_missing", "the ComfyUI server lacks a node class the workflow uses",
+              "update ComfyUI (git pull and pip install -r requirements.txt in its folder), or install the "
+              "custom node that provides it"),
+    ErrorSpec("workflow.model_missing", "a model file the workflow loads is not in ComfyUI's list",
+              "run `fluxops setup`; `fluxops verify` finds a file that is in the wrong folder"),
+    ErrorSpec("generate.rejected", "ComfyUI refused the prompt (400 with node_errors)",
+              "fix the inputs listed above; `fluxops generate --help` names the option for each"),
+    ErrorSpec("generate.out_of_memory", "the GPU ran out of memory while running the workflow",
+              "use --batch 1 and a smaller --width/--height, start ComfyUI with --lowvram, or free VRAM"),
+    ErrorSpec("generate.model_load_failed", "ComfyUI could not load a model file",
+              "run `fluxops verify` (a corrupt or truncated file shows there), then `fluxops setup`"),
+    ErrorSpec("generate.execution_failed", "a node raised an error while the workflow ran",
+              "see the server log: `fluxops comfy logs`"),
+    ErrorSpec("generate.interrupted", "the prompt was interrupted on the server by someone else",
+              "run again; check who else uses this ComfyUI (`fluxops comfy status`)"),
+    ErrorSpec("generate.server_gone", "ComfyUI stopped answering while the workflow ran",
+              "see why with `fluxops comfy logs`, then start it again with `fluxops comfy start`"),
+    ErrorSpec("generate.no_images", "the prompt finished but produced no image",
+              "check that the workflow's Save Image node is connected"),
+    ErrorSpec("generate.save_failed", "an image could not be written to the output folder",
+              "free disk space or pass --output DIR on a disk with room"),
+    ErrorSpec("generate.check_failed", "the health check's image is missing, the wrong size or blank",
+              "run `fluxops doctor` and `fluxops verify`; look at the image in the output folder"),
     # maintain
 ]
 

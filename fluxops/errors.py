@@ -46,6 +46,16 @@ _SPECS = [
               "wait for it to finish, or stop it"),
     # setup / downloads (each feature adds its codes in its own section below)
     # comfy (ComfyUI process lifecycle)
+    ErrorSpec("comfy.unreachable", "no ComfyUI server answers at the address",
+              "start one with `fluxops comfy start`, or pass the right --host/--port"),
+    ErrorSpec("comfy.timeout", "the ComfyUI server did not answer in time",
+              "it may be busy; try again, or read `fluxops comfy logs`"),
+    ErrorSpec("comfy.http_error", "the ComfyUI server answered with an HTTP error",
+              "read the server's log: `fluxops comfy logs`"),
+    ErrorSpec("comfy.bad_response", "the server's answer is not what ComfyUI sends",
+              "check --host/--port: another program may be answering on that port"),
+    ErrorSpec("comfy.unknown_model_folder", "ComfyUI has no model folder of that name",
+              "use the canonical names: diffusion_models, text_encoders, vae, loras, checkpoints"),
     # doctor
     # generate (ComfyUI API client, workflows)
     ErrorSpec("workflow.unreadable", "the workflow file cannot be read", "check the path given to --workflow",

@@ -158,6 +158,41 @@ class ComfyClient:
             raise FluxopsError("comfy.bad_response", f"{self.base_url}/models/{folder} is not a list")
         return [str(name) for name in data]
 
+    # -- running prompts (protocol.md sections 3.2-3.5) -------------------------------------------------
+    def post_prompt(self, graph: dict[str, Any], *, client_id: str, prompt_id: str | None = None,
+                    extra_data: dict[str, Any] | None = None) -> requests.Response:
+        """`POST /prompt`. Returns the response: 200 (queued) or 400 (`error` + `node_errors`, for the caller
+        to explain with the graph at hand). `client_id` routes the execution events to our WebSocket."""
+        body: dict[str, Any] = {"prompt": graph, "client_id": client_id}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
+        if extra_data:
+            body["extra_data"] = extra_data
+        return self.request("POST", "/prompt", json=body, ok_statuses=(400,))
+
+    def history(self, prompt_id: str) -> dict[str, Any]:
+        """`/history/{id}`: `{id: entry}` once the prompt has finished, `{}` before (never 404)."""
+        data = self.get_json(f"/history/{prompt_id}")
+        return data if isinstance(data, dict) else {}
+
+    def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes:
+        """The bytes of an output image (`/view`), as ComfyUI named it in `executed`/history."""
+        response = self.request("GET", "/view", params={"filename": filename, "subfolder": subfolder,
+                                                        "type": kind}, timeout=max(self.timeout, 60.0))
+        return response.content
+
+    def delete_queued(self, prompt_ids: list[str]) -> None:
+        """`POST /queue {"delete": [...]}`: removes pending prompts only (the running one is untouched)."""
+        self.request("POST", "/queue", json={"delete": list(prompt_ids)})
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        """`POST /interrupt`: with a prompt id, only if that prompt is the one running; without, global."""
+        self.request("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
+
+    def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
+        """`POST /free`: unload models / free cached memory (applied when the worker is idle)."""
+        self.request("POST", "/free", json={"unload_models": unload_models, "free_memory": free_memory})
+
     def features(self) -> dict[str, Any]:
         data = self.get_json("/features")
         return data if isinstance(data, dict) else {}

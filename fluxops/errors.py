@@ -42,8 +42,6 @@ _SPECS = [
     # files
     ErrorSpec("verify.fix_blocked", "a misplaced file could not be moved into place",
               "move it by hand, or remove the file that is in the way"),
-    ErrorSpec("state.locked", "another fluxops process holds the lock",
-              "wait for it to finish, or stop it"),
     # setup / downloads (each feature adds its codes in its own section below)
     # comfy (ComfyUI process lifecycle)
     # doctor

@@ -47,6 +47,9 @@ _SPECS = [
     # doctor
     # generate (ComfyUI API client, workflows)
     # maintain
+    ErrorSpec("schedule.tool_missing", "the scheduler's tool (crontab, systemctl, schtasks) is not available",
+              "install cron (e.g. `apt-get install cron`), or use --systemd, or --print and add the job by hand"),
+    ErrorSpec("schedule.failed", "the scheduler refused the job", "run with --print and install the job by hand"),
 ]
 
 REGISTRY: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

@@ -44,6 +44,16 @@ _SPECS = [
               "move it by hand, or remove the file that is in the way"),
     # setup / downloads (each feature adds its codes in its own section below)
     # comfy (ComfyUI process lifecycle)
+    ErrorSpec("comfy.unreachable", "no ComfyUI server answers at the address",
+              "start one with `fluxops comfy start`, or pass the right --host/--port"),
+    ErrorSpec("comfy.timeout", "the ComfyUI server did not answer in time",
+              "it may be busy; try again, or read `fluxops comfy logs`"),
+    ErrorSpec("comfy.http_error", "the ComfyUI server answered with an HTTP error",
+              "read the server's log: `fluxops comfy logs`"),
+    ErrorSpec("comfy.bad_response", "the server's answer is not what ComfyUI sends",
+              "check --host/--port: another program may be answering on that port"),
+    ErrorSpec("comfy.unknown_model_folder", "ComfyUI has no model folder of that name",
+              "use the canonical names: diffusion_models, text_encoders, vae, loras, checkpoints"),
     # doctor
     # generate (ComfyUI API client, workflows)
     # maintain

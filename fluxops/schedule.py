@@ -75,7 +75,7 @@ def cron(action: str, command: list[str]) -> ScheduleResult:
         return ScheduleResult("cron", action, False, line, "crontab")
     current = _read_crontab()
     kept = [entry for entry in current if MARKER not in entry]
-    new = kept + [line] if action == "install" else kept
+    new = [*kept, line] if action == "install" else kept
     changed = new != current
     if changed:
         _write_crontab(new)

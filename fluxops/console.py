@@ -147,4 +147,30 @@ class Output:
             yield set_total, advance
 
 
+    @contextmanager
+    def step_progress(self, description: str) -> Iterator[Callable[..., None]]:
+        """Yields update(description=None, completed=None, total=None): a bar of steps with the elapsed time
+        on a terminal; nothing otherwise (callers print events with ``event`` instead)."""
+        if not self.interactive:
+            yield lambda **_kw: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=self.err, transient=True) as bar:
+            task = bar.add_task(escape(description), total=None)
+
+            def update(description: str | None = None, completed: float | None = None,
+                       total: float | None = None) -> None:
+                changes: dict[str, Any] = {}
+                if description is not None:
+                    changes["description"] = escape(description)
+                if total is not None:
+                    changes["total"] = total
+                if completed is not None:
+                    changes["completed"] = completed
+                bar.update(task, **changes)
+
+            yield update
+
 __all__ = ["STYLES", "Output", "Text", "envelope", "escape", "human_bytes"]

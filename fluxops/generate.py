@@ -61,7 +61,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Event:
-    """Something the user may want to see: kind is queued, started, node, step, saved or fallback."""
+    """Something the user may want to see: queued, started, node, step, saved, fallback or cancelled."""
 
     kind: str
     job: int
@@ -150,7 +150,9 @@ class Runner:
             for prompt_id in mine:  # a targeted interrupt is a no-op unless that prompt is the one running
                 self.client.interrupt(prompt_id)
         except FluxopsError:
-            pass
+            return  # the server is gone: nothing of ours can run any more
+        self.on_event(Event("cancelled", 0, len(self.jobs), text=f"removed this run's {len(mine)} unfinished "
+                            "prompt(s) from ComfyUI's queue (the running one is interrupted)"))
 
     # -- submitting ----------------------------------------------------------------------------------
     def _open_stream(self) -> None:

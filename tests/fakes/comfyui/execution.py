@@ -60,6 +60,7 @@ class Executor:
         self.wake = asyncio.Event()
         self.interrupt_flag = False
         self.received: list[Any] = []  # every POST /prompt body, valid or not (test-only view)
+        self.post_log: list[dict[str, int]] = []  # per POST: prompts finished and queued at that moment
         self.cache: dict[str, Any] = {}  # node signature -> its UI output (None for nodes without one)
         self.free_requests: list[dict[str, Any]] = []
         self.ws_refused = faults.no_ws

@@ -36,6 +36,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     comfy, executor = request.app[COMFY], request.app[EXECUTOR]
     body = await _json_body(request)
     executor.received.append(body)
+    executor.post_log.append({"finished_before": len(comfy.history), "queue_remaining": comfy.queue_remaining()})
     if not isinstance(body, dict):
         return web.Response(status=500, text=_NOT_JSON)
     if "number" in body:
@@ -125,14 +126,18 @@ async def interrupt(request: web.Request) -> web.Response:
 
 async def free(request: web.Request) -> web.Response:
     body = await _json_body(request)
-    request.app[EXECUTOR].free_requests.append(body if isinstance(body, dict) else {})
+    body = body if isinstance(body, dict) else {}
+    executor = request.app[EXECUTOR]
+    executor.free_requests.append(body)
+    if body.get("free_memory"):
+        executor.cache.clear()  # free_memory also resets the node cache
     return web.Response(status=200)
 
 
 async def fake_received(request: web.Request) -> web.Response:
     executor = request.app[EXECUTOR]
     return web.json_response({"prompts": executor.received, "count": len(executor.received),
-                              "free_requests": executor.free_requests})
+                              "post_log": executor.post_log, "free_requests": executor.free_requests})
 
 
 async def fake_faults(request: web.Request) -> web.Response:

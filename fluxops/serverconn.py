@@ -41,7 +41,13 @@ def connect(settings: Settings, url: str | None, on_note: Note) -> Connection:
     from fluxops.comfy import server
 
     on_note(f"no ComfyUI answers at {address}; starting one from {settings.comfyui_dir} (fluxops comfy start)")
-    state = server.start(settings, on_event=on_note)
+    try:
+        state = server.start(settings, on_event=on_note)
+    except server.ComfyStartError as exc:
+        on_note(f"last lines of {exc.log_path}:")
+        for line in exc.log_tail:
+            on_note(f"  {line}")
+        raise
     client = ComfyClient(state.url)
     on_note(f"ComfyUI is ready at {state.url} (pid {state.pid}); it stays running: `fluxops comfy stop` stops it")
     return Connection(client, client.system_stats(), started=True)

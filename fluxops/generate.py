@@ -8,6 +8,7 @@ pending prompts and interrupts its own running one (never anyone else's), then l
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -265,14 +266,15 @@ class Runner:
             time.sleep(0.05)
 
     def _finish(self, job: Job, entry: dict[str, Any]) -> None:
-        status = entry.get("status") or {}
-        messages = status.get("messages") or []
-        stamps = {name: data.get("timestamp") for name, data in messages if isinstance(data, dict)}
-        if stamps.get("execution_start") and job.started_at is None:
+        status: dict[str, Any] = entry.get("status") or {}
+        messages: list[list[Any]] = status.get("messages") or []
+        stamps: dict[str, float] = {name: data["timestamp"] for name, data in messages
+                                    if isinstance(data, dict) and isinstance(data.get("timestamp"), (int, float))}
+        if "execution_start" in stamps and job.started_at is None:
             job.started_at = stamps["execution_start"] / 1000
         if status.get("status_str") == "error":
-            last = messages[-1] if messages else ["execution_error", {}]
-            self._raise_failure(job, last[0], last[1])
+            kind, data = (messages[-1][0], messages[-1][1]) if messages else ("execution_error", {})
+            self._raise_failure(job, str(kind), data if isinstance(data, dict) else {})
         end = stamps.get("execution_success")
         job.finished_at = end / 1000 if end else time.time()
         outputs = entry.get("outputs") or job.outputs
@@ -318,10 +320,8 @@ class Runner:
         raise failures.execution_failed(data, job.graph)
 
     def _free_memory(self) -> None:
-        try:
+        with contextlib.suppress(FluxopsError):  # best effort: the error that follows says what happened
             self.client.free(unload_models=True, free_memory=True)
-        except FluxopsError:
-            pass
 
     def _fallback(self, why: str) -> None:
         self.transport = "polling"

@@ -13,8 +13,15 @@ from fluxops.errors import FluxopsError
 from fluxops.generate import Job, RunContext
 from fluxops.manifest import Manifest, load_manifest
 from fluxops.nodespec import check_graph, parse_object_info, raise_for
-from fluxops.workflow import DEFAULT_PRESET, Overrides, Workflow, build_graph, load_workflow, model_names, \
-    resolve_params
+from fluxops.workflow import (
+    DEFAULT_PRESET,
+    Overrides,
+    Workflow,
+    build_graph,
+    load_workflow,
+    model_names,
+    resolve_params,
+)
 
 SEED_LIMIT = 2**64  # KSampler's seed range is 0..18446744073709551615
 CHECK_SEED = 20240601

@@ -80,7 +80,10 @@ def generate(
 
 def _run(out: Output, settings: Any, overrides: Any, preset: str, seed: int | None, count: int,
          workflow: Path | None, check: bool, url: str | None, stop_after: bool) -> None:
+    from urllib.parse import urlsplit
+
     from fluxops import jobs as planner
+    from fluxops.comfy.client import is_loopback
     from fluxops.generate import Runner
     from fluxops.serverconn import connect, stop_if_started
 
@@ -101,7 +104,8 @@ def _run(out: Output, settings: Any, overrides: Any, preset: str, seed: int | No
             conn.client.free(unload_models=False, free_memory=True)
             out.note("health check: cleared ComfyUI's node cache (POST /free) so every node runs")
         ctx = planner.run_context(conn.client, plan, settings.output_dir, conn.system_stats)
-        runner = Runner(conn.client, plan.jobs, ctx, gpu_processes=_gpu_processes)
+        local = is_loopback(urlsplit(conn.client.base_url).hostname or "")
+        runner = Runner(conn.client, plan.jobs, ctx, gpu_processes=_gpu_processes if local else None)
         with out.step_progress("queueing") as update:
             runner.on_event = _renderer(out, update)
             result = runner.run()
@@ -160,9 +164,12 @@ def _health_check(out: Output, data: dict[str, Any], result: RunResult, params: 
 
 
 def _gpu_processes() -> list[str]:
-    """Other processes holding VRAM, from doctor's GPU probe, for the out-of-memory hint."""
+    """Processes holding VRAM on this machine, from doctor's NVML probe, for the out-of-memory hint."""
     try:
-        from fluxops import gpu
-    except ImportError:
+        from fluxops.gpu import probe_gpus  # doctor's NVML seam (fluxops/gpu.py)
+    except ImportError:  # a build without doctor's probe: the hint keeps its other remedies
         return []
-    return gpu.describe_other_processes() if hasattr(gpu, "describe_other_processes") else []
+    from fluxops.console import human_bytes
+
+    return [f"pid {p.pid} {p.name or '?'} ({human_bytes(p.used_bytes)}) on GPU {d.index}"
+            for d in probe_gpus().devices for p in d.processes]

@@ -7,8 +7,8 @@ socket is gone" whatever the cause, so the caller can tell a dropped socket from
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
 from typing import Any
 
 import websocket
@@ -36,7 +36,7 @@ class EventStream:
         while True:
             try:
                 opcode, data = self._ws.recv_data()
-            except (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError):
+            except (websocket.WebSocketTimeoutException, TimeoutError):
                 return None
             except (OSError, websocket.WebSocketException) as exc:
                 raise StreamClosed(str(exc) or type(exc).__name__) from exc
@@ -52,10 +52,8 @@ class EventStream:
                 return message
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, websocket.WebSocketException):
             self._ws.close(timeout=1)
-        except (OSError, websocket.WebSocketException):
-            pass
 
     def __enter__(self) -> EventStream:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from tests.generate.conftest import DATA
 SPECS = parse_object_info(json.loads((DATA / "object_info_nodes.json").read_text()))
 
 
-def graph(**overrides: object) -> dict:
+def graph(**overrides: Any) -> dict:
     wf = load_workflow()
     return build_graph(wf, resolve_params(wf, "production", Overrides(**overrides), seed=1))
 

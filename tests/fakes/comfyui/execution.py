@@ -103,7 +103,7 @@ class Executor:
 
     # -- one prompt -----------------------------------------------------------------------------------
     async def run_prompt(self, item: list[Any]) -> None:
-        number, prompt_id, prompt, extra, outputs = item
+        _number, prompt_id, prompt, extra, outputs = item
         sid = extra.get("client_id")
         started = time.monotonic()
         messages: list[list[Any]] = []
@@ -236,7 +236,8 @@ class ProgressState:
     """`progress_state`: the cumulative state of every node that started in this prompt."""
 
     def __init__(self, prompt_id: str, emit: Any):
-        self.prompt_id, self.emit, self.nodes = prompt_id, emit, {}
+        self.prompt_id, self.emit = prompt_id, emit
+        self.nodes: dict[str, dict[str, Any]] = {}
 
     async def update(self, node: str, value: float, maximum: float, state: str) -> None:
         self.nodes[node] = {"value": value, "max": maximum, "state": state, "node_id": node,

@@ -100,7 +100,7 @@ class Validator:
                 outcome = self._check_link(prompt, name, value, input_type, info, validated)
                 if outcome is False:
                     valid = False
-                elif outcome is not None:
+                elif isinstance(outcome, dict):
                     errors.append(outcome)
                 continue
             error = self._check_value(inputs, name, value, input_type, extra, info)

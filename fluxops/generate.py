@@ -28,6 +28,7 @@ from fluxops.workflow import Params, Workflow
 POLL_SECONDS = 0.2
 SILENCE_CHECK_SECONDS = 5.0
 HISTORY_WAIT_SECONDS = 3.0
+MISSING_SECONDS = 10.0  # a prompt absent from both queue and history this long was deleted by someone
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Job:
     outputs: dict[str, Any] = field(default_factory=dict)
     saved: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
+    missing_since: float | None = None  # monotonic; set while the prompt is neither queued nor finished
 
     def seconds_per_step(self) -> float | None:
         times = self.step_times
@@ -233,6 +235,16 @@ class Runner:
                 entry = self.client.history(job.prompt_id).get(job.prompt_id)
                 if entry:
                     self._finish(job, entry)
+                else:
+                    self._missing(job)
+
+    def _missing(self, job: Job) -> None:
+        """Neither queued nor in the history: another client deleted it (or the server restarted)."""
+        job.missing_since = job.missing_since or time.monotonic()
+        if time.monotonic() - job.missing_since > MISSING_SECONDS:
+            job.done = True
+            raise FluxopsError("generate.interrupted", f"prompt {job.index + 1}/{len(self.jobs)} is no longer in "
+                               "ComfyUI's queue or history: it was deleted, or the server restarted")
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind, data = message["type"], message["data"]

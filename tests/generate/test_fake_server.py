@@ -90,7 +90,10 @@ def test_without_client_id_only_progress_is_broadcast(fake: Fake) -> None:
     ws = websocket.create_connection(f"ws://127.0.0.1:{fake.port}/ws?clientId=watcher", timeout=10)
     try:
         answer = fake.post("/prompt", {"prompt": production_graph(steps=2, width=64, height=64)})
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while answer["prompt_id"] not in fake.history():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         ws.settimeout(0.5)
         kinds = []
         try:
@@ -118,7 +121,7 @@ def test_http_error_shapes(fake: Fake) -> None:
 
 
 def test_queue_delete_leaves_the_running_prompt(fake: Fake) -> None:
-    fake.faults(step_seconds=0.1)
+    fake.faults(step_seconds=0.5)  # 5 s per prompt: ample time for the checks; the interrupt ends it
     ids = [fake.post("/prompt", {"prompt": production_graph(seed=s, width=64, height=64)})["prompt_id"]
            for s in range(3)]
     time.sleep(0.3)

@@ -79,6 +79,12 @@ def test_image_and_sidecar(generate: Any, fake: Fake, tmp_path: Path) -> None:
     assert data["transport"] == "websocket"
 
 
+def test_url_names_the_server(cli: Any, fake: Fake, tmp_path: Path) -> None:
+    result = cli("generate", "--url", fake.url + "/", "--seed", "8", "--output", str(tmp_path / "o"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert document(result)["data"]["server"]["url"] == fake.url and fake.received()["count"] == 1
+
+
 def test_random_seed_is_printed_and_reproducible(generate: Any, fake: Fake) -> None:
     first = generate("--json")
     seed = document(first)["data"]["seeds"][0]

@@ -27,15 +27,16 @@ def _wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-un
 
 
 def test_ctrl_c_removes_only_its_own_prompts(isolated: dict[str, str], fake: Fake, tmp_path: Path) -> None:
-    fake.faults(step_seconds=0.2)
+    fake.faults(step_seconds=0.5)  # 5 s per prompt of ours: the interrupt ends the running one
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "fluxops", "generate", "--port", str(fake.port), "--count", "3",
                              "--output", str(tmp_path / "out")], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         _wait_until(lambda: len(fake.get("/queue")["queue_pending"]) == 2)  # ours: 1 running, 2 pending
-        other = fake.post("/prompt", {"prompt": fake.received()["prompts"][0]["prompt"], "client_id": "someone",
-                                      "prompt_id": f"other-{uuid.uuid4()}"})
+        graph = fake.received()["prompts"][0]["prompt"]
+        graph["7"]["inputs"]["steps"] = 1
+        other = fake.post("/prompt", {"prompt": graph, "client_id": "someone", "prompt_id": f"other-{uuid.uuid4()}"})
         _wait_until(lambda: len(fake.get("/queue")["queue_pending"]) == 3)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=20)

@@ -14,7 +14,7 @@ import websocket
 from PIL import Image
 
 from fluxops.workflow import Overrides, build_graph, load_workflow, resolve_params
-from tests.generate.conftest import Fake
+from tests.generate.conftest import DATA, Fake
 
 pytestmark = pytest.mark.network
 
@@ -142,3 +142,26 @@ def test_queue_delete_leaves_the_running_prompt(fake: Fake) -> None:
     last = entry["status"]["messages"][-1]
     assert last[0] == "execution_interrupted" and last[1]["node_type"] == "KSampler"
     assert ids[1] not in fake.history()
+
+
+def test_recorded_invalid_posts_get_the_recorded_answers_over_http(fake: Fake) -> None:
+    recorded = json.loads((DATA / "invalid_prompts.json").read_text())
+    for name, case in recorded.items():
+        if not isinstance(case, dict) or "request" not in case or case["request"]["json"] is None:
+            continue
+        answer = requests.post(f"{fake.url}/prompt", json=case["request"]["json"], timeout=10)
+        assert answer.status_code == case["status"], name
+        assert answer.headers["Content-Type"] == case["content_type"], name
+        body = answer.json()
+        if case["status"] == 200:
+            assert body["node_errors"] == {} and isinstance(body["number"], int)
+        else:
+            assert _without_tracebacks(body) == _without_tracebacks(case["body"]), name
+
+
+def _without_tracebacks(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_tracebacks(v) for k, v in value.items() if k != "traceback"}
+    if isinstance(value, list):
+        return [_without_tracebacks(v) for v in value]
+    return value

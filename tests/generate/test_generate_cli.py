@@ -192,6 +192,17 @@ def test_without_websocket_it_polls_history(generate: Any, fake: Fake, fault: st
     assert sidecar["timings"]["started"] and sidecar["timings"]["finished"]
 
 
+def test_unwritable_output_is_reported_and_the_rest_withdrawn(cli: Any, fake: Fake, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    fake.faults(step_seconds=0.05)
+    result = cli("generate", "--port", str(fake.port), "--count", "3", "--output", str(blocker / "out"), "--json")
+    assert result.returncode == 1
+    error = document(result)["error"]
+    assert error["code"] == "generate.save_failed" and "--output" in error["hint"]
+    assert fake.get("/queue")["queue_pending"] == []
+
+
 def test_check_passes(generate: Any, fake: Fake) -> None:
     result = generate("--check", "--json")
     assert result.returncode == 0, result.stderr

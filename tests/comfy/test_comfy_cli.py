@@ -278,3 +278,15 @@ def test_logs_without_a_log_and_follow_with_json(comfy) -> None:
     assert missing.returncode == 1 and "no ComfyUI log" in missing.stderr
     bad = comfy("logs", "-f", "--json")
     assert bad.returncode == 2
+
+
+def test_comfyui_python_is_found_or_asked_for(comfy, comfyui_dir: Path, tmp_path: Path) -> None:
+    (comfyui_dir / "venv" / "bin" / "python").unlink()
+    missing = comfy("start")
+    assert missing.returncode == 2
+    assert "Python interpreter was not found" in missing.stderr and "--comfyui-python" in missing.stderr
+    not_comfy = comfy("start", "--comfyui-dir", str(tmp_path / "work"))
+    assert not_comfy.returncode == 2 and "is not a ComfyUI folder" in not_comfy.stderr
+    explicit = comfy("start", "--comfyui-python", sys.executable, "--json")
+    assert explicit.returncode == 0, explicit.stderr
+    assert _doc(explicit)["data"]["server"]["command"][0] == sys.executable

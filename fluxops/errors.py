@@ -42,8 +42,6 @@ _SPECS = [
     # files
     ErrorSpec("verify.fix_blocked", "a misplaced file could not be moved into place",
               "move it by hand, or remove the file that is in the way"),
-    ErrorSpec("state.locked", "another fluxops process holds the lock",
-              "wait for it to finish, or stop it"),
     # setup / downloads (each feature adds its codes in its own section below)
     # comfy (ComfyUI process lifecycle)
     ErrorSpec("comfy.unreachable", "no ComfyUI server answers at the address",
@@ -91,6 +89,9 @@ _SPECS = [
     # doctor
     # generate (ComfyUI API client, workflows)
     # maintain
+    ErrorSpec("schedule.tool_missing", "the scheduler's tool (crontab, systemctl, schtasks) is not available",
+              "install cron (e.g. `apt-get install cron`), or use --systemd, or --print and add the job by hand"),
+    ErrorSpec("schedule.failed", "the scheduler refused the job", "run with --print and install the job by hand"),
 ]
 
 REGISTRY: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

@@ -135,7 +135,7 @@ def _locked(settings: Settings, timeout: float):
         lock.acquire()
     except Timeout:
         raise FluxopsError(
-            "state.locked",
+            "comfy.busy",
             f"another `fluxops comfy` command is starting or stopping ComfyUI (lock {lock.lock_file})",
         ) from None
     return lock

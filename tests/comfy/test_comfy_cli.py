@@ -290,3 +290,32 @@ def test_comfyui_python_is_found_or_asked_for(comfy, comfyui_dir: Path, tmp_path
     explicit = comfy("start", "--comfyui-python", sys.executable, "--json")
     assert explicit.returncode == 0, explicit.stderr
     assert _doc(explicit)["data"]["server"]["command"][0] == sys.executable
+
+
+def test_an_older_comfyui_without_argv_is_recognised_by_its_listening_pid(comfy) -> None:
+    started = comfy("start", "--json", env={"FAKE_COMFYUI_NO_ARGV": "1"})
+    assert started.returncode == 0, started.stderr
+    assert comfy("status").returncode == 0
+
+
+def test_ctrl_c_during_start_leaves_nothing_behind(comfy, tmp_path: Path, no_leftover_processes: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_COMFYUI_NEVER_READY": "1"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "fluxops", "comfy", "start"],
+        cwd=tmp_path / "work",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not list(no_leftover_processes.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the fake ComfyUI runs (and will never be ready)
+    launcher.send_signal(signal.SIGINT)
+    _out, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 130, err
+    assert "interrupted" in err
+    assert not comfy.state_file.exists()
+    record = json.loads(next(no_leftover_processes.glob("*.json")).read_text())
+    proc = psutil.Process(record["pid"]) if psutil.pid_exists(record["pid"]) else None
+    assert proc is None or proc.status() == psutil.STATUS_ZOMBIE

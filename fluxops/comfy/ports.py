@@ -50,13 +50,13 @@ def listener_pid(port: int) -> int | None:
 
 
 def listener(port: int) -> str | None:
-    """`pid N (name)` of the process listening on `port`, when known."""
+    """`name, pid N` of the process listening on `port`, when known."""
     import psutil
 
     pid = listener_pid(port)
     if pid is None:
         return None
     try:
-        return f"pid {pid} ({psutil.Process(pid).name()})"
+        return f"{psutil.Process(pid).name()}, pid {pid}"
     except psutil.Error:
         return f"pid {pid}"

@@ -226,7 +226,7 @@ def _port_in_use(plan: _Plan) -> FluxopsError:
         )
     except FluxopsError:
         pass
-    held = f" ({who})" if who else ""
+    held = f" ({who})" if who else ""  # e.g. " (python3, pid 4321)"
     return FluxopsError(
         "comfy.port_in_use", f"port {plan.port} is already in use by {kind}{held}; it was left untouched"
     )

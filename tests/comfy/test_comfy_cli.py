@@ -148,6 +148,8 @@ def test_port_held_by_another_comfyui_is_left_alone(comfy, start_fake) -> None:
     result = comfy("start")
     assert result.returncode == 1
     assert f"port {port} is already in use by a ComfyUI 0.3.64 that fluxops did not start" in result.stderr
+    if sys.platform.startswith("linux"):  # psutil sees our own user's listening sockets there
+        assert f"pid {other.pid})" in result.stderr
     assert not comfy.state_file.exists()
     refused = comfy("stop")
     assert refused.returncode == 1 and "fluxops did not start it; it was left running" in refused.stderr

@@ -85,6 +85,8 @@ _SPECS = [
               "stop it the way it was started; fluxops only stops the ComfyUI it started"),
     ErrorSpec("comfy.stop_failed", "the ComfyUI process could not be stopped",
               "stop it by hand (kill PID), then run `fluxops comfy status`"),
+    ErrorSpec("comfy.busy", "another fluxops command is starting or stopping ComfyUI",
+              "wait for it to finish, then run the command again"),
     ErrorSpec("comfy.no_log", "there is no ComfyUI log yet", "start ComfyUI first: `fluxops comfy start`"),
     # doctor
     # generate (ComfyUI API client, workflows)

@@ -210,10 +210,11 @@ def logs(
 
         settings = build_settings(ctx)
         path = server.current_log(settings)
-        tail = logfile.tail(path, lines)
+        end = path.stat().st_size  # follow from exactly where the tail ends
+        tail = logfile.tail(path, lines, end)
         out.emit({"log_path": str(path), "lines": tail})
         for line in tail:
             out.line(line)
         if follow:
-            for line in logfile.follow(path, lambda: server.still_running(settings)):
+            for line in logfile.follow(path, lambda: server.still_running(settings), offset=end):
                 out.line(line)

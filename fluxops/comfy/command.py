@@ -125,7 +125,8 @@ def extra_paths_text(models_dir: Path) -> str:
     ]
     for folder, on_disk in FOLDERS.items():
         lines.append(f"    {folder}: |")
-        lines.extend(f"        {name}" for name in on_disk)
+        # is_default puts each path FIRST as it is read, so list them in reverse to keep ComfyUI's order
+        lines.extend(f"        {name}" for name in reversed(on_disk))
     return "\n".join(lines) + "\n"
 
 

@@ -30,14 +30,14 @@ def rotate(directory: Path, keep: int = KEEP) -> Path:
     return current
 
 
-def tail(path: Path, lines: int) -> list[str]:
-    """The last `lines` lines of a text file (reading backwards in blocks, so a big log costs little)."""
+def tail(path: Path, lines: int, end: int | None = None) -> list[str]:
+    """The last `lines` lines of a text file up to byte `end` (default: its end), reading backwards in
+    blocks so a big log costs little."""
     if lines <= 0:
         return []
     try:
         with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
+            end = fh.seek(0, os.SEEK_END) if end is None else end
             block, data = 64 * 1024, b""
             while end > 0 and data.count(b"\n") <= lines:
                 start = max(0, end - block)
@@ -50,12 +50,15 @@ def tail(path: Path, lines: int) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def follow(path: Path, keep_going: Callable[[], bool], poll: float = 0.2) -> Iterator[str]:
-    """Yield lines appended to `path` from its current end, until `keep_going()` is false and nothing is left.
-    A log rotated by a new start (a new file at the same path) is followed from its beginning."""
+def follow(
+    path: Path, keep_going: Callable[[], bool], offset: int | None = None, poll: float = 0.2
+) -> Iterator[str]:
+    """Yield the lines of `path` from byte `offset` (default: its current end) as they are written, until
+    `keep_going()` is false and nothing is left. A log rotated by a new start (a new file at the same path)
+    is followed from its beginning."""
     fh = open(path, "rb")  # noqa: SIM115 - reopened on rotation below
     try:
-        fh.seek(0, os.SEEK_END)
+        fh.seek(0, os.SEEK_END) if offset is None else fh.seek(offset)
         inode = os.fstat(fh.fileno()).st_ino
         partial = b""
         while True:
@@ -66,12 +69,13 @@ def follow(path: Path, keep_going: Callable[[], bool], poll: float = 0.2) -> Ite
                     yield partial.decode("utf-8", errors="replace").rstrip("\r\n")
                     partial = b""
                 continue
+            stopping = not keep_going()  # asked before the last look, so nothing written before is missed
             if _replaced(path, inode):
                 fh.close()
                 fh = open(path, "rb")  # noqa: SIM115
                 inode = os.fstat(fh.fileno()).st_ino
                 continue
-            if not keep_going():
+            if stopping:
                 if partial:
                     yield partial.decode("utf-8", errors="replace")
                 return

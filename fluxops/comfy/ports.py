@@ -34,8 +34,9 @@ def port_taken(addresses: Sequence[str], port: int) -> bool:
     return False
 
 
-def listener(port: int) -> str | None:
-    """`pid N (name)` of the process listening on `port`, when the OS lets us see it."""
+def listener_pid(port: int) -> int | None:
+    """The pid listening on TCP `port`, when the OS lets us see it (other users' sockets may be hidden, and
+    macOS needs root)."""
     import psutil
 
     try:
@@ -44,8 +45,18 @@ def listener(port: int) -> str | None:
         return None
     for conn in connections:
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            try:
-                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
-            except psutil.Error:
-                return f"pid {conn.pid}"
+            return int(conn.pid)
     return None
+
+
+def listener(port: int) -> str | None:
+    """`name, pid N` of the process listening on `port`, when known."""
+    import psutil
+
+    pid = listener_pid(port)
+    if pid is None:
+        return None
+    try:
+        return f"{psutil.Process(pid).name()}, pid {pid}"
+    except psutil.Error:
+        return f"pid {pid}"

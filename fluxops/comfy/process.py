@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,7 +41,7 @@ def spawn_detached(
 ) -> subprocess.Popen:
     """Start `command` detached from this terminal (its own session / process group), output to `log_path`."""
     kwargs: dict[str, object] = {}
-    if os.name == "nt":
+    if sys.platform == "win32":  # (sys.platform, not os.name: type checkers know these names per platform)
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
     else:
         kwargs["start_new_session"] = True  # setsid: no SIGINT/SIGHUP from our terminal, own process group

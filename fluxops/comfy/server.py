@@ -110,13 +110,23 @@ def is_running(state: ServerState) -> bool:
     return process_if_same(state.pid, state.create_time) is not None
 
 
+def is_ours(stats: dict[str, Any], state: ServerState) -> bool:
+    """Whether the server that sent these `/system_stats` is the process in `state`: by its argv, or, for a
+    ComfyUI too old to report argv, by the pid that listens on the port."""
+    argv = stats["system"].get("argv")
+    if argv is not None:
+        return bool(argv == state.command[1:])
+    from fluxops.comfy.ports import listener_pid
+
+    return listener_pid(state.port) == state.pid
+
+
 def answers_as(state: ServerState, timeout: float = 2.0) -> bool:
-    """The server on the state's port is the process we launched (its argv is our command)."""
+    """The server on the state's port is the process we launched."""
     try:
-        stats = ComfyClient(state.url, timeout=timeout).system_stats()
+        return is_ours(ComfyClient(state.url, timeout=timeout).system_stats(), state)
     except FluxopsError:
         return False
-    return stats["system"].get("argv") == state.command[1:]
 
 
 def _lock(settings: Settings, timeout: float):  # -> filelock.FileLock
@@ -135,7 +145,7 @@ def _locked(settings: Settings, timeout: float):
         lock.acquire()
     except Timeout:
         raise FluxopsError(
-            "state.locked",
+            "comfy.busy",
             f"another `fluxops comfy` command is starting or stopping ComfyUI (lock {lock.lock_file})",
         ) from None
     return lock
@@ -216,7 +226,7 @@ def _port_in_use(plan: _Plan) -> FluxopsError:
         )
     except FluxopsError:
         pass
-    held = f" ({who})" if who else ""
+    held = f" ({who})" if who else ""  # e.g. " (python3, pid 4321)"
     return FluxopsError(
         "comfy.port_in_use", f"port {plan.port} is already in use by {kind}{held}; it was left untouched"
     )
@@ -243,12 +253,12 @@ def _wait_ready(
         if returncode is not None:
             raise _early_exit(settings, state, returncode, python)
         try:
-            argv = client.system_stats()["system"].get("argv")
+            stats: dict[str, Any] | None = client.system_stats()
         except FluxopsError:
-            argv = None
-        if argv == state.command[1:]:
+            stats = None
+        if stats is not None and is_ours(stats, state):
             return
-        if argv is not None and not foreign_noted:
+        if stats is not None and not foreign_noted:
             note(f"another server answers on port {state.port}; waiting for ours")
             foreign_noted = True
         if time.monotonic() >= deadline:
@@ -279,20 +289,25 @@ def _spawn(settings: Settings, plan: _Plan, note: Event) -> tuple[Any, ServerSta
     note(f"starting ComfyUI: {' '.join(plan.command)}")
     proc = spawn_detached(plan.command, cwd=plan.comfyui_dir, log_path=log_path, env=env)
     try:
-        create_time = psutil.Process(proc.pid).create_time()
-    except psutil.Error:
-        create_time = 0.0  # already gone: the readiness loop reports why
-    state = ServerState(
-        pid=proc.pid,
-        create_time=create_time,
-        host=plan.listen,
-        port=plan.port,
-        command=plan.command,
-        comfyui_dir=str(plan.comfyui_dir),
-        log_path=str(log_path),
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-    _write_state(settings, state)
+        try:
+            create_time = psutil.Process(proc.pid).create_time()
+        except psutil.Error:
+            create_time = 0.0  # already gone: the readiness loop reports why
+        state = ServerState(
+            pid=proc.pid,
+            create_time=create_time,
+            host=plan.listen,
+            port=plan.port,
+            command=plan.command,
+            comfyui_dir=str(plan.comfyui_dir),
+            log_path=str(log_path),
+            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        _write_state(settings, state)
+    except BaseException:  # Ctrl-C or a failed state write: never leave an unrecorded server running
+        proc.kill()
+        proc.wait()
+        raise
     return proc, state
 
 
@@ -445,7 +460,7 @@ def status(settings: Settings, timeout: float = 5.0) -> ServerStatus:
     client = ComfyClient(state.url, timeout=timeout)
     try:
         stats = client.system_stats()
-        if stats["system"].get("argv") != state.command[1:]:
+        if not is_ours(stats, state):
             return ServerStatus(True, False, state, uptime_s=uptime, foreign=stats)
         queue = client.queue()
     except FluxopsError:

@@ -37,6 +37,18 @@ def _alive(record: dict) -> psutil.Process | None:
         return None
 
 
+def kill_leftovers(pid_dir: Path) -> list[str]:
+    """Kill every fake ComfyUI recorded in `pid_dir` that still runs; describe each one killed."""
+    leftovers = []
+    for record_file in sorted(pid_dir.glob("*.json")) if pid_dir.is_dir() else []:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        proc = _alive(record)
+        if proc is not None:
+            leftovers.append(f"pid {record['pid']}: {' '.join(record['argv'])}")
+            proc.kill()  # (no wait: an orphan nobody reaps stays a zombie, which psutil would wait on)
+    return leftovers
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every fake ComfyUI records its pid; after the test none may still run (they are killed, and the test
@@ -44,13 +56,7 @@ def no_leftover_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     pid_dir = tmp_path / "fake-comfyui-pids"
     monkeypatch.setenv("FAKE_COMFYUI_PID_DIR", str(pid_dir))
     yield pid_dir
-    leftovers = []
-    for record_file in sorted(pid_dir.glob("*.json")) if pid_dir.is_dir() else []:
-        record = json.loads(record_file.read_text(encoding="utf-8"))
-        proc = _alive(record)
-        if proc is not None:
-            leftovers.append(f"pid {record['pid']}: {' '.join(record['argv'])}")
-            proc.kill()
+    leftovers = kill_leftovers(pid_dir)
     if leftovers:
         pytest.fail("fake ComfyUI processes left running (now killed): " + "; ".join(leftovers))
 

@@ -148,6 +148,8 @@ def test_port_held_by_another_comfyui_is_left_alone(comfy, start_fake) -> None:
     result = comfy("start")
     assert result.returncode == 1
     assert f"port {port} is already in use by a ComfyUI 0.3.64 that fluxops did not start" in result.stderr
+    if sys.platform.startswith("linux"):  # psutil sees our own user's listening sockets there
+        assert f"pid {other.pid})" in result.stderr
     assert not comfy.state_file.exists()
     refused = comfy("stop")
     assert refused.returncode == 1 and "fluxops did not start it; it was left running" in refused.stderr
@@ -278,3 +280,44 @@ def test_logs_without_a_log_and_follow_with_json(comfy) -> None:
     assert missing.returncode == 1 and "no ComfyUI log" in missing.stderr
     bad = comfy("logs", "-f", "--json")
     assert bad.returncode == 2
+
+
+def test_comfyui_python_is_found_or_asked_for(comfy, comfyui_dir: Path, tmp_path: Path) -> None:
+    (comfyui_dir / "venv" / "bin" / "python").unlink()
+    missing = comfy("start")
+    assert missing.returncode == 2
+    assert "Python interpreter was not found" in missing.stderr and "--comfyui-python" in missing.stderr
+    not_comfy = comfy("start", "--comfyui-dir", str(tmp_path / "work"))
+    assert not_comfy.returncode == 2 and "is not a ComfyUI folder" in not_comfy.stderr
+    explicit = comfy("start", "--comfyui-python", sys.executable, "--json")
+    assert explicit.returncode == 0, explicit.stderr
+    assert _doc(explicit)["data"]["server"]["command"][0] == sys.executable
+
+
+def test_an_older_comfyui_without_argv_is_recognised_by_its_listening_pid(comfy) -> None:
+    started = comfy("start", "--json", env={"FAKE_COMFYUI_NO_ARGV": "1"})
+    assert started.returncode == 0, started.stderr
+    assert comfy("status").returncode == 0
+
+
+def test_ctrl_c_during_start_leaves_nothing_behind(comfy, tmp_path: Path, no_leftover_processes: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_COMFYUI_NEVER_READY": "1"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "fluxops", "comfy", "start"],
+        cwd=tmp_path / "work",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not list(no_leftover_processes.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the fake ComfyUI runs (and will never be ready)
+    launcher.send_signal(signal.SIGINT)
+    _out, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 130, err
+    assert "interrupted" in err
+    assert not comfy.state_file.exists()
+    record = json.loads(next(no_leftover_processes.glob("*.json")).read_text())
+    proc = psutil.Process(record["pid"]) if psutil.pid_exists(record["pid"]) else None
+    assert proc is None or proc.status() == psutil.STATUS_ZOMBIE

@@ -150,3 +150,28 @@ def test_second_server_on_a_taken_port_dies_at_bind(start_fake) -> None:
     assert (
         f"error while attempting to bind on address ('127.0.0.1', {port}): address already in use" in output
     )
+
+
+def test_the_leftover_check_finds_and_kills_a_running_fake(comfyui_dir: Path, tmp_path: Path) -> None:
+    """The autouse fixture's check, on a fake deliberately left running (in its own pid folder)."""
+    import os
+
+    from tests.comfy.conftest import _alive, kill_leftovers, wait_for_port
+
+    pid_dir = tmp_path / "own-pids"
+    port = free_port()
+    env = {**os.environ, "FAKE_COMFYUI_PID_DIR": str(pid_dir)}
+    proc = subprocess.Popen([sys.executable, str(comfyui_dir / "main.py"), "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        record = json.loads(next(pid_dir.glob("*.json")).read_text())
+        assert record["pid"] == proc.pid and _alive(record) is not None
+        found = kill_leftovers(pid_dir)
+        assert len(found) == 1 and found[0].startswith(f"pid {proc.pid}: ")
+        assert proc.wait(10) is not None
+        assert kill_leftovers(pid_dir) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

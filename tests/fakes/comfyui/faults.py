@@ -8,6 +8,7 @@ FAKE_COMFYUI_NEVER_READY   "1": print the startup lines, then never bind (until 
 FAKE_COMFYUI_START_DELAY   seconds to wait before binding (the real one takes about 8 s)
 FAKE_COMFYUI_EXIT_AFTER    seconds after binding, exit with code 1 (a server that dies later)
 FAKE_COMFYUI_IGNORE_SIGTERM "1": ignore SIGTERM (only SIGKILL stops it)
+FAKE_COMFYUI_NO_ARGV       "1": /system_stats without system.argv (as older ComfyUI versions answer)
 FAKE_COMFYUI_VRAM_TOTAL / FAKE_COMFYUI_VRAM_FREE   bytes reported for the CUDA device (without --cpu)
 """
 
@@ -35,6 +36,7 @@ class Faults:
     start_delay: float = 0.0
     exit_after: float | None = None
     ignore_sigterm: bool = False
+    no_argv: bool = False
     vram_total: int = 85_031_714_816
     vram_free: int = 83_000_000_000
 
@@ -50,6 +52,7 @@ class Faults:
             start_delay=_float(env, "START_DELAY") or 0.0,
             exit_after=_float(env, "EXIT_AFTER"),
             ignore_sigterm=env.get(PREFIX + "IGNORE_SIGTERM") == "1",
+            no_argv=env.get(PREFIX + "NO_ARGV") == "1",
             vram_total=int(total) if total is not None else cls.vram_total,
             vram_free=int(free) if free is not None else cls.vram_free,
         )

@@ -123,6 +123,8 @@ class FakeComfy:
                 "torch_vram_free": 0,
             }
         stats["devices"] = [device]
+        if self.faults.no_argv:
+            del system["argv"]
         return stats
 
     # -- queue and sockets ----------------------------------------------------------------------------

@@ -28,12 +28,21 @@ def document(result: Any) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+# (steps, cfg, LoRA strength) per preset, from the issue; written out here, not taken from the code under test
+PRESET_TABLE = {"fast": (8, 1.5, 0.8), "production": (10, 2.0, 0.75), "quality": (12, 2.5, 0.7),
+                "premium": (15, 3.0, 0.6)}
+
+
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_each_preset_submits_exactly_the_expected_graph(generate: Any, fake: Fake, preset: str) -> None:
     result = generate("--preset", preset, "--seed", "11", "--json")
     assert result.returncode == 0, result.stderr
     [body] = fake.received()["prompts"]
-    assert body["prompt"] == expected_graph(preset, seed=11)
+    expected = json.loads(load_workflow().path.read_text())  # the packaged file, values set by hand
+    steps, cfg, strength = PRESET_TABLE[preset]
+    expected["7"]["inputs"].update(seed=11, steps=steps, cfg=cfg)
+    expected["3"]["inputs"].update(strength_model=strength, strength_clip=strength)
+    assert body["prompt"] == expected
     assert body["client_id"] and body["prompt_id"]
     data = document(result)["data"]
     assert data["params"]["steps"] == PRESETS[preset].steps and data["seeds"] == [11]
@@ -46,9 +55,13 @@ def test_every_override_reaches_the_graph(generate: Any, fake: Fake) -> None:
     result = generate(*args)
     assert result.returncode == 0, result.stderr
     [body] = fake.received()["prompts"]
-    assert body["prompt"] == expected_graph("fast", seed=99, prompt="a red bicycle", negative="rust", steps=14,
-                                            cfg=3.5, sampler="dpmpp_2m", scheduler="karras", lora_strength=0.5,
-                                            width=768, height=512, batch=2)
+    expected = json.loads(load_workflow().path.read_text())
+    expected["4"]["inputs"]["text"] = "a red bicycle"
+    expected["5"]["inputs"]["text"] = "rust"
+    expected["7"]["inputs"].update(seed=99, steps=14, cfg=3.5, sampler_name="dpmpp_2m", scheduler="karras")
+    expected["3"]["inputs"].update(strength_model=0.5, strength_clip=0.5)
+    expected["6"]["inputs"].update(width=768, height=512, batch_size=2)
+    assert body["prompt"] == expected
     out = Path(result.stdout.split()[0]).parent
     assert sorted(p.name for p in out.iterdir()) == [
         "production_photo_99_1.json", "production_photo_99_1.png", "production_photo_99_2.json",

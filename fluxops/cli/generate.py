@@ -14,6 +14,7 @@ from fluxops.errors import ExitCode, FluxopsError
 
 if TYPE_CHECKING:
     from fluxops.generate import Event, RunResult
+    from fluxops.jobs import Outcome
 
 _PANEL = "Workflow parameters"
 _SERVER = "Server"
@@ -80,44 +81,25 @@ def generate(
 
 def _run(out: Output, settings: Any, overrides: Any, preset: str, seed: int | None, count: int,
          workflow: Path | None, check: bool, url: str | None, stop_after: bool) -> None:
-    from urllib.parse import urlsplit
+    from fluxops import jobs
 
-    from fluxops import jobs as planner
-    from fluxops.comfy.client import is_loopback
-    from fluxops.generate import Runner
-    from fluxops.serverconn import connect, stop_if_started
-
-    request = (planner.GenerateRequest.health_check(overrides, workflow) if check else
-               planner.GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count,
-                                       workflow=workflow))
-    plan = planner.plan(request, settings.manifest)
+    request = (jobs.GenerateRequest.health_check(overrides, workflow) if check else
+               jobs.GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow))
+    plan = jobs.plan(request, settings.manifest)
     params = plan.jobs[0].params
     if params.width % 16 or params.height % 16:
         out.warn(f"{params.width}x{params.height}: Flux works on multiples of 16; ComfyUI pads other sizes")
     seeds = plan.seeds
     out.note(f"seed {seeds[0]}" + (f"..{seeds[-1]}" if len(seeds) > 1 else "")
              + f" (reproduce with --seed {seeds[0]})")
-    conn = connect(settings, url, on_note=out.note)
-    try:
-        planner.check_against_server(conn.client, plan)
-        if check:  # an identical graph would be served from ComfyUI's cache without running a node
-            conn.client.free(unload_models=False, free_memory=True)
-            out.note("health check: cleared ComfyUI's node cache (POST /free) so every node runs")
-        ctx = planner.run_context(conn.client, plan, settings.output_dir, conn.system_stats)
-        local = is_loopback(urlsplit(conn.client.base_url).hostname or "")
-        runner = Runner(conn.client, plan.jobs, ctx, gpu_processes=_gpu_processes if local else None)
-        with out.step_progress("queueing") as update:
-            runner.on_event = _renderer(out, update)
-            result = runner.run()
-    finally:
-        if stop_after:
-            stop_if_started(settings, conn, on_note=out.note)
-    data: dict[str, Any] = {"seeds": seeds, "params": params.to_dict(), "server": ctx.server, **result.to_dict()}
-    if check:
-        _health_check(out, data, result, params)
+    with out.step_progress("connecting") as update:
+        outcome = jobs.execute(settings, plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
+                               on_note=out.note)
+    out.emit(outcome.to_dict(), ok=outcome.ok)
+    if outcome.check is not None:
+        _show_check(out, outcome)
         return
-    out.emit(data, ok=True)
-    _print_summary(out, result)
+    _print_summary(out, outcome.result)
 
 
 def _renderer(out: Output, update: Any) -> Any:
@@ -149,27 +131,12 @@ def _print_summary(out: Output, result: RunResult) -> None:
              f"{result.images_per_minute} images/min", style="green")
 
 
-def _health_check(out: Output, data: dict[str, Any], result: RunResult, params: Any) -> None:
-    from fluxops.healthcheck import assess
-
-    verdict = assess(Path(result.images[0]["path"]), params.width, params.height)
-    data["check"] = verdict.to_dict()
-    out.emit(data, ok=verdict.passed)
+def _show_check(out: Output, outcome: Outcome) -> None:
+    verdict, result = outcome.check, outcome.result
+    assert verdict is not None
     if verdict.passed:
         out.line(f"health check passed: {verdict.width}x{verdict.height}, pixel variance {verdict.variance:.1f} "
-                 f"(floor {verdict.floor:g}), {result.seconds:.1f} s, {result.images[0]['path']}", style="green")
+                 f"(floor {verdict.floor:g}), {result.seconds:.1f} s, {verdict.image}", style="green")
         return
     out.error(FluxopsError("generate.check_failed", "health check failed: " + "; ".join(verdict.failures)))
     raise typer.Exit(ExitCode.FAILURE)
-
-
-def _gpu_processes() -> list[str]:
-    """Processes holding VRAM on this machine, from doctor's NVML probe, for the out-of-memory hint."""
-    try:
-        from fluxops.gpu import probe_gpus  # doctor's NVML seam (fluxops/gpu.py)
-    except ImportError:  # a build without doctor's probe: the hint keeps its other remedies
-        return []
-    from fluxops.console import human_bytes
-
-    return [f"pid {p.pid} {p.name or '?'} ({human_bytes(p.used_bytes)}) on GPU {d.index}"
-            for d in probe_gpus().devices for p in d.processes]

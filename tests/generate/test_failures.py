@@ -94,3 +94,16 @@ def test_a_400_from_the_server_is_reported_and_nothing_is_left_queued(fake: Fake
     queue = fake.get("/queue")
     assert queue["queue_pending"] == []  # the first, valid prompt was withdrawn again
 
+
+
+def test_gpu_processes_come_from_doctors_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OOM hint's process list is read through doctor's NVML seam (fluxops.gpu.probe_gpus)."""
+    import sys
+    from types import SimpleNamespace
+
+    from fluxops import jobs
+
+    process = SimpleNamespace(pid=42, name="python3", used_bytes=20 * 2**30)
+    probe = SimpleNamespace(devices=[SimpleNamespace(index=0, processes=[process])])
+    monkeypatch.setitem(sys.modules, "fluxops.gpu", SimpleNamespace(probe_gpus=lambda: probe))
+    assert jobs._gpu_processes() == ["pid 42 python3 (20.0 GiB) on GPU 0"]

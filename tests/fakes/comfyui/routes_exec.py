@@ -62,13 +62,19 @@ async def post_prompt(request: web.Request) -> web.Response:
 
 
 async def get_history(request: web.Request) -> web.Response:
+    """ComfyUI's PromptQueue.get_history: `max_items` alone gives the last N; `offset` skips from the start."""
     history = request.app[COMFY].history
-    items = list(history.items())
-    offset = int(request.query.get("offset", 0) or 0)
-    if "max_items" in request.query:
-        count = int(request.query["max_items"])
-        items = items[max(0, len(items) - count - offset): len(items) - offset] if offset or count else []
-    return web.json_response(dict(items))
+    max_items = int(request.query["max_items"]) if "max_items" in request.query else None
+    offset = int(request.query.get("offset", -1))
+    if offset < 0 and max_items is not None:
+        offset = len(history) - max_items
+    out: dict[str, Any] = {}
+    for i, (key, entry) in enumerate(history.items()):
+        if i >= offset:
+            out[key] = entry
+            if max_items is not None and len(out) >= max_items:
+                break
+    return web.json_response(out)
 
 
 async def get_history_item(request: web.Request) -> web.Response:

@@ -210,6 +210,7 @@ def _reuse(
         )
     if state.command[1:] != plan.command[1:]:
         note("it was started with other arguments; `fluxops comfy stop` first to apply the new ones")
+    logfile.trim(Path(state.log_path))
     return ServerState(**state.to_dict(), reused=True)
 
 
@@ -457,6 +458,7 @@ def status(settings: Settings, timeout: float = 5.0) -> ServerStatus:
             False, False, state, stale=state is not None, foreign=_foreign_answer(settings, port)
         )
     uptime = time.time() - state.create_time
+    logfile.trim(Path(state.log_path))
     client = ComfyClient(state.url, timeout=timeout)
     try:
         stats = client.system_stats()

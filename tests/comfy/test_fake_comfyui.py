@@ -11,6 +11,7 @@ import requests
 import websocket
 
 from tests.comfy.conftest import free_port
+from tests.conftest import DATA
 
 
 def test_serves_recorded_routes_under_both_prefixes(start_fake, comfyui_dir: Path) -> None:
@@ -82,19 +83,27 @@ def test_model_combos_follow_the_files_present(start_fake, comfyui_dir: Path, tm
     assert f"Adding extra search path unet {extra / 'unet-a'}" in output
 
 
+def _recorded(case: str) -> tuple[str, list[dict], dict | None]:
+    recording = json.loads((DATA / "comfyui" / "ws_connect.json").read_text(encoding="utf-8"))[case]
+    frames = [{k: v for k, v in m.items() if k != "_t_ms"} for m in recording["messages"]]
+    return recording["client_id"], frames, recording.get("sent")
+
+
 def test_websocket_first_frames_match_the_recording(start_fake) -> None:
     _proc, port = start_fake()
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws?clientId=abc", timeout=5)
+    for case in ("plain_client", "client_sending_feature_flags"):
+        client_id, frames, sent = _recorded(case)
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws?clientId={client_id}", timeout=5)
+        try:
+            if sent is not None:
+                ws.send(json.dumps(sent))
+            assert [json.loads(ws.recv()) for _ in frames] == frames
+        finally:
+            ws.close()
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/api/ws", timeout=5)  # no id: the server makes one
     try:
-        assert json.loads(ws.recv()) == {
-            "type": "status",
-            "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": "abc"},
-        }
-        ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
-        assert json.loads(ws.recv()) == {
-            "type": "feature_flags",
-            "data": {"supports_preview_metadata": True, "max_upload_size": 104857600},
-        }
+        first = json.loads(ws.recv())
+        assert first["type"] == "status" and len(first["data"]["sid"]) == 32
     finally:
         ws.close()
 

@@ -166,3 +166,39 @@ def test_follow_sees_new_lines_and_a_rotated_log(tmp_path: Path) -> None:
     seen = list(logfile.follow(path, keep_going, offset=len("old\n"), poll=0.01))
     thread.join()
     assert seen == ["first", "second run"]
+
+
+def test_trim_rotates_a_large_log_that_is_still_being_written(tmp_path: Path) -> None:
+    path = logfile.rotate(tmp_path / "logs")
+    with open(path, "ab", buffering=0) as server_output:  # how the detached ComfyUI holds it
+        server_output.write(b"x" * 100 + b"\n")
+        assert not logfile.trim(path, max_bytes=1000)
+        server_output.write(b"y" * 1000 + b"\n")
+        assert logfile.trim(path, max_bytes=1000, keep=3)
+        server_output.write(b"after\n")  # append mode: continues at the new end, no hole
+    assert path.read_bytes() == b"after\n"
+    assert (path.parent / "comfyui.log.1").stat().st_size == 1102
+
+
+def test_follow_continues_after_a_trim(tmp_path: Path) -> None:
+    path = logfile.rotate(tmp_path / "logs")
+    path.write_text("z" * 50 + "\n")
+    following, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        following.wait(30)
+        with open(path, "ab", buffering=0) as fh:
+            fh.write(b"before trim\n")
+            logfile.trim(path, max_bytes=10)
+            fh.write(b"after trim\n")
+        done.set()
+
+    def keep_going() -> bool:
+        following.set()
+        return not done.is_set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen = list(logfile.follow(path, keep_going, poll=0.01))
+    thread.join()
+    assert seen[-1] == "after trim"

@@ -47,6 +47,10 @@ _SPECS = [
     # setup / downloads (each feature adds its codes in its own section below)
     # comfy (ComfyUI process lifecycle)
     # doctor
+    ErrorSpec("doctor.unknown_check", "a check id given to `fluxops doctor` does not exist",
+              "run `fluxops doctor --list` to see the check ids", ExitCode.USAGE),
+    ErrorSpec("doctor.report_unwritable", "the --report file cannot be written",
+              "choose a writable path for --report"),
     # generate (ComfyUI API client, workflows)
     # maintain
 ]

@@ -22,7 +22,7 @@ def _git(root: Path, *args: str) -> str | None:
                               timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return proc.stdout if proc.returncode == 0 else None
 
 
 def check_install(ctx: DoctorContext) -> CheckResult:
@@ -38,7 +38,8 @@ def check_install(ctx: DoctorContext) -> CheckResult:
                     "point --comfyui-dir at the folder that holds ComfyUI's main.py", comfyui_dir=str(root))
     version = read_version(root)
     python, source = ctx.comfy_python
-    commit = _git(root, "rev-parse", "--short=12", "HEAD") if (root / ".git").exists() else None
+    commit = (_git(root, "rev-parse", "--short=12", "HEAD") or "").strip() or None if (root / ".git").exists() \
+        else None
     changes = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
     changed = [line[3:] for line in (changes or "").splitlines() if line.strip()]
     details = [f"{root} · version {version or '?'}"
@@ -110,7 +111,7 @@ def check_nodes(ctx: DoctorContext) -> CheckResult:
     info = fetch_json(probe.base_url, "/object_info")
     if not isinstance(info, dict):
         return fail("comfyui.nodes", f"the ComfyUI at {probe.base_url} did not answer GET /object_info",
-                    "look at its log (`fluxops comfy logs`) and restart it", url=probe.base_url)
+                    "look at its log and restart it", url=probe.base_url)
     needed = workflow_node_classes()
     missing = sorted(needed - set(info))
     version = (probe.system_stats or {}).get("system", {}).get("comfyui_version")

@@ -47,7 +47,7 @@ def tensor_bytes(kit: dict[str, tuple[str, str, str, int]], file_id: str) -> int
 
 
 def make_models(models_dir: Path, manifest_path: Path, kit: dict[str, tuple[str, str, str, int]] | None = None,
-                skip: tuple[str, ...] = (), hash_files: bool = False) -> Path:
+                skip: tuple[str, ...] = (), hash_files: bool = False, gated_only: bool = False) -> Path:
     """Write the files of `kit` (all but `skip`) under models_dir and a manifest naming all of them."""
     kit = kit or TINY
     entries = []
@@ -60,6 +60,8 @@ def make_models(models_dir: Path, manifest_path: Path, kit: dict[str, tuple[str,
             size = write_safetensors(path, dtype, elements)
             sha = hashlib.sha256(path.read_bytes()).hexdigest() if hash_files else "0" * 64
         sources = SOURCES.get(file_id, [(f"org/{file_id.replace('_', '-')}", name, False)])
+        if gated_only and any(g for _r, _p, g in sources):
+            sources = [s for s in sources if s[2]]
         source_text = "".join(f'\n[[file.source]]\nrepo = "{repo}"\npath = "{src}"\ngated = {str(g).lower()}\n'
                               for repo, src, g in sources)
         entries.append(f'[[file]]\nid = "{file_id}"\nfolder = "{folder}"\nfilename = "{name}"\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 MARKS = {"ok": ("[✓]", "green"), "warn": ("[!]", "yellow"), "fail": ("[✗]", "red"), "skip": ("[-]", "dim")}
 Line = tuple[str, str]  # (text, style)
+REPORT_ENV_PREFIXES = ("FLUXOPS_", "HF_", "HUGGING", "CUDA_", "PYTORCH_", "NVIDIA_")
 
 
 def result_lines(result: CheckResult, verbose: bool, group_changed: bool) -> list[Line]:
@@ -65,10 +67,13 @@ def write_report(path: Path, report: DoctorReport, env: dict[str, str]) -> None:
 
     lines = [f"fluxops doctor report · fluxops {__version__} · "
              f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-             "command: fluxops " + " ".join(sys.argv[1:])]
+             "command: fluxops " + " ".join(sys.argv[1:]), "environment:"]
+    lines += [f"    {key}={value}" for key, value in sorted(env.items()) if key.startswith(REPORT_ENV_PREFIXES)]
     previous = None
     for result in report.checks:
         lines += [text for text, _style in result_lines(result, True, result.group != previous)]
+        if result.facts:
+            lines.append("    facts: " + json.dumps(result.facts, default=str, sort_keys=True))
         previous = result.group
     lines += ["", summary_line(report)[0], ""]
     try:

@@ -18,6 +18,7 @@ from fluxops.settings import Settings
 
 CONNECT_TIMEOUT_S = 0.5
 HTTP_TIMEOUT_S = 5.0
+IDENTIFY_TIMEOUT_S = 1.0  # /system_stats is cheap; a program that does not speak HTTP must not stall doctor
 STATE_KEYS = ("pid", "create_time", "host", "port", "command", "comfyui_dir", "log_path", "started_at")
 
 
@@ -126,7 +127,7 @@ def probe_port(settings: Settings) -> ServerProbe:
         return ServerProbe(connect_host, port, "free", record=record, stale_record=stale)
     holder = find_listener(port)
     probe = ServerProbe(connect_host, port, "foreign", holder, record, stale)
-    stats = fetch_json(probe.base_url, "/system_stats")
+    stats = fetch_json(probe.base_url, "/system_stats", timeout=IDENTIFY_TIMEOUT_S)
     is_comfy = isinstance(stats, dict) and isinstance(stats.get("system"), dict) and "devices" in stats
     ours = record is not None and record.get("port") == port and (holder is None or holder.pid is None
                                                                     or holder.pid == record["pid"])

@@ -59,29 +59,42 @@ def select_device(devices: Sequence[GpuDevice], env: Mapping[str, str], cuda_dev
     elif "CUDA_VISIBLE_DEVICES" in env:
         raw, source = env["CUDA_VISIBLE_DEVICES"], "CUDA_VISIBLE_DEVICES"
     else:
-        return Selection(visible=tuple(devices), chosen=devices[0] if devices else None, source="default",
-                         notes=_order_notes(devices, env))
+        return Selection(
+            visible=tuple(devices),
+            chosen=devices[0] if devices else None,
+            source="default",
+            notes=_order_notes(devices, env),
+        )
     visible: list[GpuDevice] = []
     problem = None
     for entry in (e.strip() for e in raw.split(",")):
         device = _resolve(entry, devices) if entry else None
         if device is None:
             if entry:
-                problem = (f"{source}={raw!r}: {entry!r} names no GPU (this machine has {len(devices)}: "
-                           f"indices 0..{len(devices) - 1}); CUDA ignores it and everything after it")
+                problem = (
+                    f"{source}={raw!r}: {entry!r} names no GPU (this machine has {len(devices)}: "
+                    f"indices 0..{len(devices) - 1}); CUDA ignores it and everything after it"
+                )
             break
         if device not in visible:
             visible.append(device)
     if not visible and problem is None:
         problem = f"{source}={raw!r} hides every GPU: torch will see none and ComfyUI falls back to the CPU"
-    return Selection(visible=tuple(visible), chosen=visible[0] if visible else None, source=source,
-                     problem=problem, notes=_order_notes(devices, env))
+    return Selection(
+        visible=tuple(visible),
+        chosen=visible[0] if visible else None,
+        source=source,
+        problem=problem,
+        notes=_order_notes(devices, env),
+    )
 
 
 def _order_notes(devices: Sequence[GpuDevice], env: Mapping[str, str]) -> tuple[str, ...]:
     if len({d.name for d in devices}) > 1 and env.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
-        return ("GPUs of different models: CUDA numbers them fastest-first, NVML by PCI bus; set "
-                "CUDA_DEVICE_ORDER=PCI_BUS_ID so the indices here match CUDA's",)
+        return (
+            "GPUs of different models: CUDA numbers them fastest-first, NVML by PCI bus; set "
+            "CUDA_DEVICE_ORDER=PCI_BUS_ID so the indices here match CUDA's",
+        )
     return ()
 
 
@@ -100,21 +113,49 @@ def _alloc_conf_findings(name: str, value: str) -> list[EnvFinding]:
             continue
         key, sep, val = option.partition(":")
         if not sep:
-            hint = f"write {key.split('=')[0]}:{key.split('=', 1)[1]}" if "=" in key else "each option is key:value"
-            found.append(EnvFinding("fail", name, f"{name}: {option!r} is not key:value; torch refuses to start "
-                                    "CUDA with it", f"fix {name} ({hint}), or unset it"))
+            hint = (
+                f"write {key.split('=')[0]}:{key.split('=', 1)[1]}"
+                if "=" in key
+                else "each option is key:value"
+            )
+            found.append(
+                EnvFinding(
+                    "fail",
+                    name,
+                    f"{name}: {option!r} is not key:value; torch refuses to start CUDA with it",
+                    f"fix {name} ({hint}), or unset it",
+                )
+            )
         elif key.strip() not in _ALLOC_KEYS:
-            found.append(EnvFinding("fail", name, f"{name}: unknown option {key.strip()!r}; torch stops with "
-                                    "'Unrecognized CachingAllocator option'",
-                                    f"remove it from {name} (known: {', '.join(sorted(_ALLOC_KEYS))})"))
+            found.append(
+                EnvFinding(
+                    "fail",
+                    name,
+                    f"{name}: unknown option {key.strip()!r}; torch stops with "
+                    "'Unrecognized CachingAllocator option'",
+                    f"remove it from {name} (known: {', '.join(sorted(_ALLOC_KEYS))})",
+                )
+            )
         elif not _ALLOC_KEYS[key.strip()].match(val.strip()):
-            found.append(EnvFinding("fail", name, f"{name}: {key.strip()}:{val.strip()!r} is not a valid value",
-                                    f"fix the value of {key.strip()} in {name}, or unset it"))
+            found.append(
+                EnvFinding(
+                    "fail",
+                    name,
+                    f"{name}: {key.strip()}:{val.strip()!r} is not a valid value",
+                    f"fix the value of {key.strip()} in {name}, or unset it",
+                )
+            )
     options = dict(o.partition(":")[::2] for o in value.replace(" ", "").split(",") if ":" in o)
     if options.get("backend") == "cudaMallocAsync" and options.get("expandable_segments") == "True":
-        found.append(EnvFinding("warn", name, f"{name}: expandable_segments has no effect with the "
-                                "cudaMallocAsync backend (ComfyUI's default)",
-                                "drop one of the two options, or start ComfyUI with --disable-cuda-malloc"))
+        found.append(
+            EnvFinding(
+                "warn",
+                name,
+                f"{name}: expandable_segments has no effect with the "
+                "cudaMallocAsync backend (ComfyUI's default)",
+                "drop one of the two options, or start ComfyUI with --disable-cuda-malloc",
+            )
+        )
     return found
 
 
@@ -125,15 +166,33 @@ def env_findings(env: Mapping[str, str]) -> list[EnvFinding]:
         if env.get(name, "").strip():
             found.extend(_alloc_conf_findings(name, env[name]))
     if env.get("CUDA_LAUNCH_BLOCKING", "0") not in ("", "0"):
-        found.append(EnvFinding("warn", "CUDA_LAUNCH_BLOCKING", "CUDA_LAUNCH_BLOCKING is set: every kernel runs "
-                                "synchronously (a debugging aid; generation gets much slower)",
-                                "unset CUDA_LAUNCH_BLOCKING"))
+        found.append(
+            EnvFinding(
+                "warn",
+                "CUDA_LAUNCH_BLOCKING",
+                "CUDA_LAUNCH_BLOCKING is set: every kernel runs "
+                "synchronously (a debugging aid; generation gets much slower)",
+                "unset CUDA_LAUNCH_BLOCKING",
+            )
+        )
     if env.get("PYTORCH_NO_CUDA_MEMORY_CACHING", "0") not in ("", "0"):
-        found.append(EnvFinding("warn", "PYTORCH_NO_CUDA_MEMORY_CACHING", "PYTORCH_NO_CUDA_MEMORY_CACHING is set: "
-                                "torch's allocator cache is off (slow, fragments VRAM)",
-                                "unset PYTORCH_NO_CUDA_MEMORY_CACHING"))
+        found.append(
+            EnvFinding(
+                "warn",
+                "PYTORCH_NO_CUDA_MEMORY_CACHING",
+                "PYTORCH_NO_CUDA_MEMORY_CACHING is set: "
+                "torch's allocator cache is off (slow, fragments VRAM)",
+                "unset PYTORCH_NO_CUDA_MEMORY_CACHING",
+            )
+        )
     if env.get("NVIDIA_VISIBLE_DEVICES", "").strip().lower() in ("void", "none"):
-        found.append(EnvFinding("fail", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES="
-                                f"{env['NVIDIA_VISIBLE_DEVICES']} (container): no GPU is passed into this container",
-                                "run the container with --gpus all (or NVIDIA_VISIBLE_DEVICES=all)"))
+        found.append(
+            EnvFinding(
+                "fail",
+                "NVIDIA_VISIBLE_DEVICES",
+                "NVIDIA_VISIBLE_DEVICES="
+                f"{env['NVIDIA_VISIBLE_DEVICES']} (container): no GPU is passed into this container",
+                "run the container with --gpus all (or NVIDIA_VISIBLE_DEVICES=all)",
+            )
+        )
     return found

@@ -11,6 +11,7 @@ fields (temperature, throttle reasons, ECC errors, retired pages).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -29,7 +30,9 @@ _REASON_NAMES = (
     ("HwPowerBrakeSlowdown", "hw_power_brake_slowdown"),
     ("DisplayClockSetting", "display_clock_setting"),
 )
-HARMLESS_REASONS = frozenset({"gpu_idle", "applications_clocks_setting", "display_clock_setting", "sync_boost"})
+HARMLESS_REASONS = frozenset(
+    {"gpu_idle", "applications_clocks_setting", "display_clock_setting", "sync_boost"}
+)
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,21 @@ class GpuProbe:
 
     @property
     def cuda_text(self) -> str | None:
-        return f"{self.cuda_driver_version[0]}.{self.cuda_driver_version[1]}" if self.cuda_driver_version else None
+        return (
+            f"{self.cuda_driver_version[0]}.{self.cuda_driver_version[1]}"
+            if self.cuda_driver_version
+            else None
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loaded": self.loaded, "driver_version": self.driver_version, "cuda_driver_version": self.cuda_text,
-                "devices": [d.to_dict() for d in self.devices], "error_kind": self.error_kind, "error": self.error}
+        return {
+            "loaded": self.loaded,
+            "driver_version": self.driver_version,
+            "cuda_driver_version": self.cuda_text,
+            "devices": [d.to_dict() for d in self.devices],
+            "error_kind": self.error_kind,
+            "error": self.error,
+        }
 
 
 def _error_kind(nvml: Any, exc: Exception) -> str:
@@ -137,25 +150,33 @@ class _Reader:
             import psutil
 
             return str(psutil.Process(pid).name())
-        except Exception:  # noqa: BLE001 - any psutil failure just means "unknown name"
+        except Exception:
             return None
 
     def processes(self, handle: Any) -> tuple[GpuProcess, ...]:
         found: dict[int, GpuProcess] = {}
-        for kind, fn_name in (("compute", "nvmlDeviceGetComputeRunningProcesses"),
-                              ("graphics", "nvmlDeviceGetGraphicsRunningProcesses")):
+        for kind, fn_name in (
+            ("compute", "nvmlDeviceGetComputeRunningProcesses"),
+            ("graphics", "nvmlDeviceGetGraphicsRunningProcesses"),
+        ):
             for info in self.get(getattr(self.nvml, fn_name), handle) or []:
                 pid = int(info.pid)
                 if pid in found:
                     continue
                 used = info.usedGpuMemory
-                found[pid] = GpuProcess(pid=pid, name=self.process_name(pid),
-                                        used_bytes=None if used is None else int(used), kind=kind)
+                found[pid] = GpuProcess(
+                    pid=pid,
+                    name=self.process_name(pid),
+                    used_bytes=None if used is None else int(used),
+                    kind=kind,
+                )
         return tuple(found.values())
 
     def reasons(self, handle: Any) -> tuple[str, ...]:
-        fn = getattr(self.nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
-            self.nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        fn = (
+            getattr(self.nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            or self.nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        )
         mask = self.get(fn, handle)
         return _reasons(self.nvml, int(mask)) if mask is not None else ()
 
@@ -170,23 +191,30 @@ class _Reader:
         pending = get(nv.nvmlDeviceGetRetiredPagesPendingStatus, handle)
         display = get(nv.nvmlDeviceGetDisplayActive, handle)
         retired = None
-        single = get(nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
+        single = get(
+            nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS
+        )
         double = get(nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
         if single is not None or double is not None:
             retired = len(single or []) + len(double or [])
         ecc = nv.NVML_MEMORY_ERROR_TYPE_UNCORRECTED
         return GpuDevice(
-            index=index, name=_text(nv.nvmlDeviceGetName(handle)), uuid=_text(nv.nvmlDeviceGetUUID(handle)),
+            index=index,
+            name=_text(nv.nvmlDeviceGetName(handle)),
+            uuid=_text(nv.nvmlDeviceGetUUID(handle)),
             serial=_text(serial) if serial else None,
             pci_bus_id=_text(pci.busId) if pci is not None else None,
-            memory_total=int(mem.total), memory_used=int(mem.used), memory_free=int(mem.free),
+            memory_total=int(mem.total),
+            memory_used=int(mem.used),
+            memory_free=int(mem.free),
             temperature_c=get(nv.nvmlDeviceGetTemperature, handle, nv.NVML_TEMPERATURE_GPU),
             power_w=power / 1000 if power is not None else None,
             power_limit_w=limit / 1000 if limit is not None else None,
             throttle_reasons=self.reasons(handle),
             ecc_uncorrected_volatile=get(nv.nvmlDeviceGetTotalEccErrors, handle, ecc, nv.NVML_VOLATILE_ECC),
             ecc_uncorrected_aggregate=get(nv.nvmlDeviceGetTotalEccErrors, handle, ecc, nv.NVML_AGGREGATE_ECC),
-            retired_pages=retired, retired_pages_pending=None if pending is None else bool(pending),
+            retired_pages=retired,
+            retired_pages_pending=None if pending is None else bool(pending),
             display_active=None if display is None else bool(display),
             processes=self.processes(handle),
         )
@@ -204,7 +232,9 @@ def probe_gpus() -> GpuProbe:
     try:
         import pynvml as nvml
     except ImportError as exc:
-        return GpuProbe(loaded=False, error_kind="not_installed", error=f"nvidia-ml-py is not installed ({exc})")
+        return GpuProbe(
+            loaded=False, error_kind="not_installed", error=f"nvidia-ml-py is not installed ({exc})"
+        )
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as exc:
@@ -221,12 +251,15 @@ def probe_gpus() -> GpuProbe:
                 devices.append(reader.device(index))
             except nvml.NVMLError as exc:  # e.g. GPU_IS_LOST: report it, keep the other GPUs
                 notes.append(f"GPU {index}: {exc}")
-        return GpuProbe(loaded=True, driver_version=_text(driver) if driver else None, cuda_driver_version=cuda,
-                        devices=tuple(devices), notes=tuple(notes))
+        return GpuProbe(
+            loaded=True,
+            driver_version=_text(driver) if driver else None,
+            cuda_driver_version=cuda,
+            devices=tuple(devices),
+            notes=tuple(notes),
+        )
     except nvml.NVMLError as exc:
         return GpuProbe(loaded=False, error_kind=_error_kind(nvml, exc), error=str(exc))
     finally:
-        try:
+        with contextlib.suppress(nvml.NVMLError):
             nvml.nvmlShutdown()
-        except nvml.NVMLError:
-            pass

@@ -8,8 +8,8 @@ CUDA_VISIBLE_DEVICES join the key because `torch.cuda.is_available()` depends on
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -90,8 +90,14 @@ def parse_version(text: str | None) -> tuple[int, int] | None:
 
 def _run(python: Path, script: str, query: str, timeout: float, env: Mapping[str, str]) -> dict[str, Any]:
     """Run one script in ComfyUI's interpreter; its last stdout line is JSON. Raises on failure/timeout."""
-    proc = subprocess.run([str(python), "-c", script, query], capture_output=True, text=True, timeout=timeout,
-                          env=dict(env), stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [str(python), "-c", script, query],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
         last = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         raise RuntimeError(last[-1].strip() if last else f"exit status {proc.returncode}")
@@ -123,21 +129,43 @@ class TorchCache:
     def put(self, key: str, answer: dict[str, Any]) -> None:
         self.entries = {k: v for k, v in self.entries.items() if not k.startswith(key.split("|", 1)[0] + "|")}
         self.entries[key] = answer
-        write_atomic(self.path, json.dumps({"version": CACHE_VERSION, "entries": self.entries}, indent=1).encode())
+        write_atomic(
+            self.path, json.dumps({"version": CACHE_VERSION, "entries": self.entries}, indent=1).encode()
+        )
 
 
-def _info(status: str, python: Path, located: dict[str, Any], answer: dict[str, Any] | None = None,
-          error: str | None = None, cached: bool = False) -> TorchInfo:
+def _info(
+    status: str,
+    python: Path,
+    located: dict[str, Any],
+    answer: dict[str, Any] | None = None,
+    error: str | None = None,
+    cached: bool = False,
+) -> TorchInfo:
     answer = answer or {}
-    return TorchInfo(status=status, python=str(python), python_version=located.get("python"),
-                     torch=answer.get("torch"), cuda=answer.get("cuda"), hip=answer.get("hip"),
-                     cuda_available=answer.get("cuda_available"), device_count=answer.get("device_count"),
-                     device_name=answer.get("device_name"), warnings=tuple(answer.get("warnings") or ()),
-                     error=error, cached=cached)
+    return TorchInfo(
+        status=status,
+        python=str(python),
+        python_version=located.get("python"),
+        torch=answer.get("torch"),
+        cuda=answer.get("cuda"),
+        hip=answer.get("hip"),
+        cuda_available=answer.get("cuda_available"),
+        device_count=answer.get("device_count"),
+        device_name=answer.get("device_name"),
+        warnings=tuple(answer.get("warnings") or ()),
+        error=error,
+        cached=cached,
+    )
 
 
-def probe_torch(python: Path | None, cache_file: Path, env: Mapping[str, str], timeout: float = 60.0,
-                driver_version: str | None = None) -> TorchInfo:
+def probe_torch(
+    python: Path | None,
+    cache_file: Path,
+    env: Mapping[str, str],
+    timeout: float = 60.0,
+    driver_version: str | None = None,
+) -> TorchInfo:
     """ComfyUI's torch, from the cache when the installation is unchanged, else by importing it."""
     if python is None:
         return TorchInfo(status="no_python")
@@ -151,8 +179,16 @@ def probe_torch(python: Path | None, cache_file: Path, env: Mapping[str, str], t
         return TorchInfo(status="crashed", python=str(python), error=f"the interpreter failed to run: {exc}")
     if not located.get("torch_version_file"):
         return _info("no_torch", python, located, error="torch is not installed in this interpreter")
-    key = "|".join([str(python), str(located["torch_version_file"]), str(located.get("size")),
-                    str(located.get("mtime_ns")), str(driver_version), env.get("CUDA_VISIBLE_DEVICES", "<unset>")])
+    key = "|".join(
+        [
+            str(python),
+            str(located["torch_version_file"]),
+            str(located.get("size")),
+            str(located.get("mtime_ns")),
+            str(driver_version),
+            env.get("CUDA_VISIBLE_DEVICES", "<unset>"),
+        ]
+    )
     cache = TorchCache(cache_file)
     answer = cache.get(key)
     if answer is not None:
@@ -163,13 +199,6 @@ def probe_torch(python: Path | None, cache_file: Path, env: Mapping[str, str], t
         return _info("timeout", python, located, error=f"importing torch took longer than {timeout:g} s")
     except (OSError, RuntimeError) as exc:
         return _info("crashed", python, located, error=str(exc))
-    try:
+    with contextlib.suppress(OSError):  # an unwritable state dir costs a slower next run, nothing else
         cache.put(key, answer)
-    except OSError:
-        pass  # an unwritable state dir costs a slower next run, nothing else
     return _info("ok", python, located, answer)
-
-
-def default_env() -> dict[str, str]:
-    """The environment ComfyUI would start with: ours (CUDA_VISIBLE_DEVICES and all)."""
-    return dict(os.environ)

@@ -66,12 +66,23 @@ class Budget:
     reasons: tuple[str, ...]
 
     def to_dict(self) -> dict[str, object]:
-        return {"verdict": self.verdict, "all_resident": self.all_resident, "flags": list(self.flags),
-                "free_bytes": self.free_bytes, "total_bytes": self.total_bytes, "peak_bytes": self.peak_bytes,
-                "resident_bytes": self.resident_bytes, "minimum_bytes": self.minimum_bytes,
-                "working_bytes": self.working_bytes, "overhead_bytes": self.overhead_bytes,
-                "stage_bytes": dict(self.stage_bytes), "width": self.width, "height": self.height,
-                "weights": [w.__dict__ for w in self.weights], "reasons": list(self.reasons)}
+        return {
+            "verdict": self.verdict,
+            "all_resident": self.all_resident,
+            "flags": list(self.flags),
+            "free_bytes": self.free_bytes,
+            "total_bytes": self.total_bytes,
+            "peak_bytes": self.peak_bytes,
+            "resident_bytes": self.resident_bytes,
+            "minimum_bytes": self.minimum_bytes,
+            "working_bytes": self.working_bytes,
+            "overhead_bytes": self.overhead_bytes,
+            "stage_bytes": dict(self.stage_bytes),
+            "width": self.width,
+            "height": self.height,
+            "weights": [w.__dict__ for w in self.weights],
+            "reasons": list(self.reasons),
+        }
 
 
 def working_bytes(width: int, height: int, batch: int = CFG_BATCH) -> int:
@@ -107,8 +118,14 @@ def _stage_bytes(weights: Sequence[Weight], work: int) -> dict[str, int]:
     return stages
 
 
-def compute_budget(weights: Sequence[Weight], free_bytes: int, total_bytes: int, width: int = 1024,
-                   height: int = 1024, drives_display: bool = False) -> Budget:
+def compute_budget(
+    weights: Sequence[Weight],
+    free_bytes: int,
+    total_bytes: int,
+    width: int = 1024,
+    height: int = 1024,
+    drives_display: bool = False,
+) -> Budget:
     work = working_bytes(width, height)
     stages = _stage_bytes(weights, work)
     peak = max(stages.values()) + OVERHEAD_BYTES
@@ -122,8 +139,10 @@ def compute_budget(weights: Sequence[Weight], free_bytes: int, total_bytes: int,
         verdict = "offload"
         if stages["sample"] + OVERHEAD_BYTES > free_bytes:
             flags.append("--lowvram")
-            reasons.append("the diffusion model and its working memory do not fit: ComfyUI keeps part of the "
-                           "weights in RAM and streams them (slower); --lowvram makes it do so from the start")
+            reasons.append(
+                "the diffusion model and its working memory do not fit: ComfyUI keeps part of the "
+                "weights in RAM and streams them (slower); --lowvram makes it do so from the start"
+            )
         if stages["text_encode"] + OVERHEAD_BYTES > free_bytes:
             flags.append("--fp8_e4m3fn-text-enc")
             reasons.append("the text encoders do not fit in 16-bit: --fp8_e4m3fn-text-enc halves T5-XXL")
@@ -132,12 +151,27 @@ def compute_budget(weights: Sequence[Weight], free_bytes: int, total_bytes: int,
             reasons.append("this GPU also drives the desktop: --reserve-vram 1 keeps 1 GB for it")
     else:
         verdict = "cannot_run"
-        reasons.append(f"even with offloading, sampling at {width}x{height} needs its working memory plus "
-                       "about 1 GiB of weights in VRAM")
-    return Budget(weights=tuple(weights), width=width, height=height, working_bytes=work,
-                  overhead_bytes=OVERHEAD_BYTES, stage_bytes=stages, peak_bytes=peak, resident_bytes=resident,
-                  minimum_bytes=minimum, free_bytes=free_bytes, total_bytes=total_bytes, verdict=verdict,
-                  all_resident=free_bytes >= resident, flags=tuple(flags), reasons=tuple(reasons))
+        reasons.append(
+            f"even with offloading, sampling at {width}x{height} needs its working memory plus "
+            "about 1 GiB of weights in VRAM"
+        )
+    return Budget(
+        weights=tuple(weights),
+        width=width,
+        height=height,
+        working_bytes=work,
+        overhead_bytes=OVERHEAD_BYTES,
+        stage_bytes=stages,
+        peak_bytes=peak,
+        resident_bytes=resident,
+        minimum_bytes=minimum,
+        free_bytes=free_bytes,
+        total_bytes=total_bytes,
+        verdict=verdict,
+        all_resident=free_bytes >= resident,
+        flags=tuple(flags),
+        reasons=tuple(reasons),
+    )
 
 
 def launch_memory_flags(budget: Budget) -> list[str]:

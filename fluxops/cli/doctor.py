@@ -44,15 +44,23 @@ def summary_line(report: DoctorReport) -> Line:
         parts.append(f"{counts['skip']} skipped")
     text = ", ".join(parts) + f" ({report.seconds:.2f} s)"
     if report.ok:
-        return ("• No issues found! " + text if not counts["warn"] else "• Usable, with warnings: " + text), "green"
-    return ("! Doctor found problems: " + text + (" (--strict: warnings count)" if report.strict else "")), "red"
+        return (
+            "• No issues found! " + text if not counts["warn"] else "• Usable, with warnings: " + text
+        ), "green"
+    return (
+        "! Doctor found problems: " + text + (" (--strict: warnings count)" if report.strict else "")
+    ), "red"
 
 
 def _secrets(report: DoctorReport, env: dict[str, str]) -> list[str]:
     from fluxops.doctor.checks_hub import find_token
 
-    found = [find_token(env).value or "", env.get("HF_TOKEN", ""), env.get("HUGGING_FACE_HUB_TOKEN", ""),
-             env.get("HUGGINGFACE_TOKEN", "")]
+    found = [
+        find_token(env).value or "",
+        env.get("HF_TOKEN", ""),
+        env.get("HUGGING_FACE_HUB_TOKEN", ""),
+        env.get("HUGGINGFACE_TOKEN", ""),
+    ]
     for check in report.checks:
         for device in check.facts.get("devices", []) if isinstance(check.facts.get("devices"), list) else []:
             found += [str(device.get("uuid") or ""), str(device.get("serial") or "")]
@@ -65,10 +73,15 @@ def write_report(path: Path, report: DoctorReport, env: dict[str, str]) -> None:
     from fluxops.doctor.redact import redact
     from fluxops.hashing import write_atomic
 
-    lines = [f"fluxops doctor report · fluxops {__version__} · "
-             f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-             "command: fluxops " + " ".join(sys.argv[1:]), "environment:"]
-    lines += [f"    {key}={value}" for key, value in sorted(env.items()) if key.startswith(REPORT_ENV_PREFIXES)]
+    lines = [
+        f"fluxops doctor report · fluxops {__version__} · "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "command: fluxops " + " ".join(sys.argv[1:]),
+        "environment:",
+    ]
+    lines += [
+        f"    {key}={value}" for key, value in sorted(env.items()) if key.startswith(REPORT_ENV_PREFIXES)
+    ]
     previous = None
     for result in report.checks:
         lines += [text for text, _style in result_lines(result, True, result.group != previous)]
@@ -97,28 +110,59 @@ def _list_checks(out: Output) -> None:
 @app.command()
 def doctor(
     ctx: typer.Context,
-    checks: Annotated[list[str] | None, typer.Argument(
-        help="Check ids to run (or a group prefix such as `gpu`); all when none. See --list.",
-        show_default=False)] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the details of every check.")] = False,
+    checks: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Check ids to run (or a group prefix such as `gpu`); all when none. See --list.",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the details of every check.")
+    ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero on warnings too.")] = False,
-    report_file: Annotated[Path | None, typer.Option("--report", dir_okay=False, help="Also write a paste-ready "
-                           "text report (token, GPU UUIDs/serials, user name and home path redacted).")] = None,
-    online: Annotated[bool, typer.Option("--online", help="Check the token and gated access on the Hub.")] = False,
+    report_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            dir_okay=False,
+            help="Also write a paste-ready "
+            "text report (token, GPU UUIDs/serials, user name and home path redacted).",
+        ),
+    ] = None,
+    online: Annotated[
+        bool, typer.Option("--online", help="Check the token and gated access on the Hub.")
+    ] = False,
     list_checks: Annotated[bool, typer.Option("--list", help="List the check ids and exit.")] = False,
     comfyui_dir: ComfyDirOpt = None,
-    comfyui_python: Annotated[Path | None, typer.Option("--comfyui-python", dir_okay=False,
-                              help="ComfyUI's Python (default: venv/.venv/python_embeded beside it).")] = None,
+    comfyui_python: Annotated[
+        Path | None,
+        typer.Option(
+            "--comfyui-python",
+            dir_okay=False,
+            help="ComfyUI's Python (default: venv/.venv/python_embeded beside it).",
+        ),
+    ] = None,
     models_dir: ModelsDirOpt = None,
     manifest: ManifestOpt = None,
     host: Annotated[str | None, typer.Option("--host", help="ComfyUI's address (env FLUXOPS_HOST).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="ComfyUI's port (env FLUXOPS_PORT).")] = None,
-    cuda_device: Annotated[int | None, typer.Option("--cuda-device", min=0, help="The GPU index ComfyUI will be "
-                           "started with (its --cuda-device).")] = None,
+    cuda_device: Annotated[
+        int | None,
+        typer.Option(
+            "--cuda-device", min=0, help="The GPU index ComfyUI will be started with (its --cuda-device)."
+        ),
+    ] = None,
     width: Annotated[int, typer.Option("--width", min=64, help="Image width for the VRAM budget.")] = 1024,
     height: Annotated[int, typer.Option("--height", min=64, help="Image height for the VRAM budget.")] = 1024,
-    torch_timeout: Annotated[float, typer.Option("--torch-timeout", min=1.0, help="Seconds to wait for ComfyUI's "
-                             "Python to import torch (the answer is cached).")] = 60.0,
+    torch_timeout: Annotated[
+        float,
+        typer.Option(
+            "--torch-timeout",
+            min=1.0,
+            help="Seconds to wait for ComfyUI's Python to import torch (the answer is cached).",
+        ),
+    ] = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Diagnose the machine for the workflow: GPU, driver/CUDA vs torch, VRAM, RAM, disk, models, ComfyUI."""
@@ -130,10 +174,18 @@ def doctor(
         from fluxops.doctor import DoctorOptions, run_doctor, select_checks
 
         select_checks(checks or [])  # unknown ids are a usage error before anything is probed
-        settings = build_settings(ctx, comfyui_dir=comfyui_dir, comfyui_python=comfyui_python,
-                                  models_dir=models_dir, manifest=manifest, host=host, port=port)
-        options = DoctorOptions(online=online, width=width, height=height, cuda_device=cuda_device,
-                                torch_timeout=torch_timeout)
+        settings = build_settings(
+            ctx,
+            comfyui_dir=comfyui_dir,
+            comfyui_python=comfyui_python,
+            models_dir=models_dir,
+            manifest=manifest,
+            host=host,
+            port=port,
+        )
+        options = DoctorOptions(
+            online=online, width=width, height=height, cuda_device=cuda_device, torch_timeout=torch_timeout
+        )
         env = dict(os.environ)
         state: dict[str, Any] = {"group": None}
 

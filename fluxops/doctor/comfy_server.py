@@ -129,7 +129,10 @@ def probe_port(settings: Settings) -> ServerProbe:
     probe = ServerProbe(connect_host, port, "foreign", holder, record, stale)
     stats = fetch_json(probe.base_url, "/system_stats", timeout=IDENTIFY_TIMEOUT_S)
     is_comfy = isinstance(stats, dict) and isinstance(stats.get("system"), dict) and "devices" in stats
-    ours = record is not None and record.get("port") == port and (holder is None or holder.pid is None
-                                                                    or holder.pid == record["pid"])
+    ours = (
+        record is not None
+        and record.get("port") == port
+        and (holder is None or holder.pid is None or holder.pid == record["pid"])
+    )
     state = "ours" if ours and is_comfy else ("comfyui" if is_comfy else "foreign")
     return ServerProbe(connect_host, port, state, holder, record, stale, stats if is_comfy else None)

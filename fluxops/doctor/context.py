@@ -74,8 +74,13 @@ class DoctorContext:
     @functools.cached_property
     def torch(self) -> TorchInfo:
         python, _source = self.comfy_python
-        return probe_torch(python, self.settings.cache_dir / "torch.json", self.env,
-                           timeout=self.options.torch_timeout, driver_version=self.gpu.driver_version)
+        return probe_torch(
+            python,
+            self.settings.cache_dir / "torch.json",
+            self.env,
+            timeout=self.options.torch_timeout,
+            driver_version=self.gpu.driver_version,
+        )
 
     @functools.cached_property
     def server(self) -> Any:

@@ -55,8 +55,14 @@ def _search_paths(settings: Settings, models_dir: Path) -> tuple[list[SearchPath
 
 def _places(spec: ModelSpec, paths: list[SearchPath], models_dir: Path) -> list[Path]:
     dest = spec.dest_path(models_dir)
-    return [dest, *(sp.path / spec.filename for sp in paths if sp.folder == spec.folder
-                    and sp.path / spec.filename != dest)]
+    return [
+        dest,
+        *(
+            sp.path / spec.filename
+            for sp in paths
+            if sp.folder == spec.folder and sp.path / spec.filename != dest
+        ),
+    ]
 
 
 def _scan_one(spec: ModelSpec, places: list[Path], cache: VerifyCache) -> ModelFile:

@@ -28,25 +28,36 @@ class CheckResult:
     group: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "group": self.group, "status": self.status.value, "summary": self.summary,
-                "details": list(self.details), "fix": self.fix, "facts": self.facts}
+        return {
+            "id": self.id,
+            "group": self.group,
+            "status": self.status.value,
+            "summary": self.summary,
+            "details": list(self.details),
+            "fix": self.fix,
+            "facts": self.facts,
+        }
 
 
-def ok(check_id: str, summary: str, details: tuple[str, ...] | list[str] = (), **facts: Any) -> CheckResult:
+def ok(
+    check_id: str, summary: str, details: tuple[str, ...] | list[str] = (), /, **facts: Any
+) -> CheckResult:
     return CheckResult(check_id, Status.OK, summary, tuple(details), None, facts)
 
 
-def warn(check_id: str, summary: str, fix: str, details: tuple[str, ...] | list[str] = (),
-         **facts: Any) -> CheckResult:
+def warn(
+    check_id: str, summary: str, fix: str, details: tuple[str, ...] | list[str] = (), /, **facts: Any
+) -> CheckResult:
     return CheckResult(check_id, Status.WARN, summary, tuple(details), fix, facts)
 
 
-def fail(check_id: str, summary: str, fix: str, details: tuple[str, ...] | list[str] = (),
-         **facts: Any) -> CheckResult:
+def fail(
+    check_id: str, summary: str, fix: str, details: tuple[str, ...] | list[str] = (), /, **facts: Any
+) -> CheckResult:
     return CheckResult(check_id, Status.FAIL, summary, tuple(details), fix, facts)
 
 
-def skip(check_id: str, summary: str, fix: str | None = None, **facts: Any) -> CheckResult:
+def skip(check_id: str, summary: str, fix: str | None = None, /, **facts: Any) -> CheckResult:
     return CheckResult(check_id, Status.SKIP, summary, (), fix, facts)
 
 
@@ -68,5 +79,10 @@ class DoctorReport:
         return not any(c.status in bad for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "strict": self.strict, "counts": self.counts(), "seconds": round(self.seconds, 3),
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "ok": self.ok,
+            "strict": self.strict,
+            "counts": self.counts(),
+            "seconds": round(self.seconds, 3),
+            "checks": [c.to_dict() for c in self.checks],
+        }

@@ -28,9 +28,16 @@ def run(settings, *names: str):
 def _record(settings, pid: int, port: int, create_time: float | None = None) -> None:
     path = settings.state_dir / "comfy" / "server.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"pid": pid, "create_time": create_time if create_time is not None else psutil.Process(pid).create_time(),
-              "host": "127.0.0.1", "port": port, "command": ["python", "main.py", "--port", str(port)],
-              "comfyui_dir": "/srv/ComfyUI", "log_path": "/tmp/comfy.log", "started_at": "2026-11-26T07:00:00Z"}
+    record = {
+        "pid": pid,
+        "create_time": create_time if create_time is not None else psutil.Process(pid).create_time(),
+        "host": "127.0.0.1",
+        "port": port,
+        "command": ["python", "main.py", "--port", str(port)],
+        "comfyui_dir": "/srv/ComfyUI",
+        "log_path": "/tmp/comfy.log",
+        "started_at": "2026-11-26T07:00:00Z",
+    }
     path.write_text(json.dumps(record), encoding="utf-8")
 
 

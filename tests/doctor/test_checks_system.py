@@ -21,7 +21,10 @@ def run(settings, *names: str, **options):
 
 def _models(tmp_path, **kwargs):
     models = tmp_path / "models"
-    return {"models_dir": models, "manifest": make_models(models, tmp_path / "m.toml", hash_files=True, **kwargs)}
+    return {
+        "models_dir": models,
+        "manifest": make_models(models, tmp_path / "m.toml", hash_files=True, **kwargs),
+    }
 
 
 def test_python(make_settings):
@@ -33,7 +36,9 @@ def test_models_verified_by_the_cache_are_ok(make_settings, tmp_path):
     paths = _models(tmp_path)
     settings = make_settings(**paths)
     assert run(settings, "models")["models"].status is Status.WARN  # present, never verified
-    report = verify(load_manifest(paths["manifest"]), paths["models_dir"], VerifyCache(settings.cache_dir / "verify.json"))
+    report = verify(
+        load_manifest(paths["manifest"]), paths["models_dir"], VerifyCache(settings.cache_dir / "verify.json")
+    )
     assert report.ok
     models = run(settings, "models")["models"]
     assert models.status is Status.OK and "verified" in models.summary
@@ -93,7 +98,11 @@ def test_token_present_offline_is_not_contacted(make_settings, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: any contact would fail
     token = run(make_settings(), "token")["token"]
-    assert token.status is Status.OK and token.facts == {"present": True, "source": "HF_TOKEN", "online": False}
+    assert token.status is Status.OK and token.facts == {
+        "present": True,
+        "source": "HF_TOKEN",
+        "online": False,
+    }
     assert TOKEN not in token.summary
 
 
@@ -117,11 +126,19 @@ def test_online_invalid_token(make_settings, monkeypatch, tmp_path):
 
 
 def test_online_gated_repo_with_a_mirror_warns(make_settings, monkeypatch, tmp_path):
-    token, _ = _online(make_settings, monkeypatch, tmp_path, {TOKEN: "alice"}, {"black-forest-labs/FLUX.1-dev"})
+    token, _ = _online(
+        make_settings, monkeypatch, tmp_path, {TOKEN: "alice"}, {"black-forest-labs/FLUX.1-dev"}
+    )
     assert token.status is Status.WARN and "huggingface.co/black-forest-labs/FLUX.1-dev" in token.fix
 
 
 def test_online_gated_repo_without_a_mirror_fails(make_settings, monkeypatch, tmp_path):
-    token, _ = _online(make_settings, monkeypatch, tmp_path, {TOKEN: "alice"}, {"black-forest-labs/FLUX.1-dev"},
-                       gated_only=True)
+    token, _ = _online(
+        make_settings,
+        monkeypatch,
+        tmp_path,
+        {TOKEN: "alice"},
+        {"black-forest-labs/FLUX.1-dev"},
+        gated_only=True,
+    )
     assert token.status is Status.FAIL and "accept the licence" in token.fix

@@ -9,8 +9,16 @@ from fluxops.gpu import GpuDevice
 
 
 def _gpu(index: int, name: str = "NVIDIA RTX A6000") -> GpuDevice:
-    return GpuDevice(index=index, name=name, uuid=f"GPU-{index}aaaaaaa-0000-0000-0000-00000000000{index}",
-                     serial=None, pci_bus_id=None, memory_total=48, memory_used=0, memory_free=48)
+    return GpuDevice(
+        index=index,
+        name=name,
+        uuid=f"GPU-{index}aaaaaaa-0000-0000-0000-00000000000{index}",
+        serial=None,
+        pci_bus_id=None,
+        memory_total=48,
+        memory_used=0,
+        memory_free=48,
+    )
 
 
 TWO = (_gpu(0), _gpu(1))
@@ -53,17 +61,22 @@ def test_mixed_models_warn_about_device_order():
     assert not select_device(mixed, {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}, None).notes
 
 
-@pytest.mark.parametrize("value", ["expandable_segments:True", "max_split_size_mb:512,garbage_collection_threshold:0.6",
-                                   "backend:native"])
+@pytest.mark.parametrize(
+    "value",
+    ["expandable_segments:True", "max_split_size_mb:512,garbage_collection_threshold:0.6", "backend:native"],
+)
 def test_valid_alloc_conf(value):
     assert env_findings({"PYTORCH_CUDA_ALLOC_CONF": value}) == []
 
 
-@pytest.mark.parametrize(("value", "words"), [
-    ("max_split_size_mb=512", "not key:value"),
-    ("expandable_segment:True", "unknown option"),
-    ("expandable_segments:yes", "not a valid value"),
-])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("max_split_size_mb=512", "not key:value"),
+        ("expandable_segment:True", "unknown option"),
+        ("expandable_segments:yes", "not a valid value"),
+    ],
+)
 def test_malformed_alloc_conf_fails(value, words):
     (finding,) = env_findings({"PYTORCH_CUDA_ALLOC_CONF": value})
     assert finding.level == "fail" and words in finding.message and finding.fix

@@ -23,7 +23,7 @@ def _real_nvml_loads() -> bool:
         pynvml.nvmlInit()
         pynvml.nvmlShutdown()
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -110,8 +110,15 @@ def test_report_redacts_token_gpu_ids_user_and_home(cli, isolated, tmp_path: Pat
     assert proc.returncode == 1 and "report written to" in proc.stderr
     text = report.read_text(encoding="utf-8")
     assert "(gpu.devices)" in text and "NVIDIA RTX A6000" in text and "facts:" in text
-    for secret in (TOKEN, "GPU-11111111-2222-3333-4444-555555555555", "GPU-a7c3e9d1-0b2f-4e6a-8c5d-9f1e2d3c4b5a",
-                   "1322021012345", "1322021067890", isolated["HOME"], user):
+    for secret in (
+        TOKEN,
+        "GPU-11111111-2222-3333-4444-555555555555",
+        "GPU-a7c3e9d1-0b2f-4e6a-8c5d-9f1e2d3c4b5a",
+        "1322021012345",
+        "1322021067890",
+        isolated["HOME"],
+        user,
+    ):
         assert secret not in text, secret
     assert "<redacted>" in text and "~/<user>/ComfyUI" in text
 

@@ -5,14 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from fluxops.manifest import load_manifest
-from fluxops.vram import GIB, MIB, OVERHEAD_BYTES, Weight, compute_budget, launch_memory_flags, model_weights, \
-    working_bytes
+from fluxops.vram import (
+    GIB,
+    MIB,
+    OVERHEAD_BYTES,
+    Weight,
+    compute_budget,
+    launch_memory_flags,
+    model_weights,
+    working_bytes,
+)
 from tests.doctor.modelkit import REAL, make_models, tensor_bytes
 
 # The production files' tensor bytes (sizes from the Hub's LFS pointers, minus headers).
-PRODUCTION = (Weight("diffusion_model", 11_901_000_000, "header"), Weight("clip_l", 246_000_000, "header"),
-              Weight("t5xxl", 9_786_000_000, "header"), Weight("vae", 335_200_000, "header"),
-              Weight("lora", 694_000_000, "header"))
+PRODUCTION = (
+    Weight("diffusion_model", 11_901_000_000, "header"),
+    Weight("clip_l", 246_000_000, "header"),
+    Weight("t5xxl", 9_786_000_000, "header"),
+    Weight("vae", 335_200_000, "header"),
+    Weight("lora", 694_000_000, "header"),
+)
 
 
 def test_working_memory_follows_comfyuis_estimate():

@@ -25,7 +25,7 @@ class StubServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 outer.requests.append(self.path)
                 status, headers, body = route(self.path, self.headers)
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -44,8 +44,9 @@ class StubServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> StubServer:
         self._thread.start()
@@ -75,14 +76,14 @@ def hub_auth_routes(valid_tokens: dict[str, str], denied_repos: set[str]) -> Rou
 
     def route(path: str, headers: Any) -> tuple[int, dict[str, str], Any]:
         auth = headers.get("Authorization", "")
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         if path == "/api/whoami-v2":
             if token not in valid_tokens:
                 message = "Invalid credentials in Authorization header"
                 return 401, {"X-Error-Message": message}, {"error": message}
             return 200, {}, {"type": "user", "name": valid_tokens[token], "auth": {"type": "access_token"}}
         if path.startswith("/api/models/") and path.endswith("/auth-check"):
-            repo = path[len("/api/models/"):-len("/auth-check")]
+            repo = path[len("/api/models/") : -len("/auth-check")]
             if repo in denied_repos:
                 message = f"Access to model {repo} is restricted and you are not in the authorized list."
                 return 403, {"X-Error-Code": "GatedRepo", "X-Error-Message": message}, {"error": message}

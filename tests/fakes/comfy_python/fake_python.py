@@ -12,14 +12,36 @@ import sys
 import time
 
 ANSWERS = {
-    "cuda124": {"torch": "2.5.1+cu124", "cuda": "12.4", "hip": None, "cuda_available": True, "device_count": 1,
-                "device_name": "NVIDIA GeForce RTX 3090", "warnings": []},
-    "cpu": {"torch": "2.5.1+cpu", "cuda": None, "hip": None, "cuda_available": False, "device_count": 0,
-            "device_name": None, "warnings": []},
-    "too_new": {"torch": "2.7.0+cu128", "cuda": "12.8", "hip": None, "cuda_available": False, "device_count": 0,
-                "device_name": None,
-                "warnings": ["CUDA initialization: The NVIDIA driver on your system is too old (found version "
-                             "11080). Please update your GPU driver by downloading and installing a new version"]},
+    "cuda124": {
+        "torch": "2.5.1+cu124",
+        "cuda": "12.4",
+        "hip": None,
+        "cuda_available": True,
+        "device_count": 1,
+        "device_name": "NVIDIA GeForce RTX 3090",
+        "warnings": [],
+    },
+    "cpu": {
+        "torch": "2.5.1+cpu",
+        "cuda": None,
+        "hip": None,
+        "cuda_available": False,
+        "device_count": 0,
+        "device_name": None,
+        "warnings": [],
+    },
+    "too_new": {
+        "torch": "2.7.0+cu128",
+        "cuda": "12.8",
+        "hip": None,
+        "cuda_available": False,
+        "device_count": 0,
+        "device_name": None,
+        "warnings": [
+            "CUDA initialization: The NVIDIA driver on your system is too old (found version "
+            "11080). Please update your GPU driver by downloading and installing a new version"
+        ],
+    },
 }
 
 
@@ -32,7 +54,7 @@ def main() -> int:
             fh.write(query + "\n")
     if query == "locate":
         torch_dir = os.environ["FAKE_TORCH_DIR"]
-        out = {"python": "3.12.3", "executable": sys.argv[0], "torch_version_file": None}
+        out: dict[str, object] = {"python": "3.12.3", "executable": sys.argv[0], "torch_version_file": None}
         version_file = os.path.join(torch_dir, "version.py")
         if mode != "none" and os.path.exists(version_file):
             st = os.stat(version_file)
@@ -40,8 +62,10 @@ def main() -> int:
         print(json.dumps(out))
         return 0
     if mode == "crash":
-        sys.stderr.write('Traceback (most recent call last):\n  File "<string>", line 4, in <module>\n'
-                         "ImportError: libcudnn.so.9: cannot open shared object file: No such file or directory\n")
+        sys.stderr.write(
+            'Traceback (most recent call last):\n  File "<string>", line 4, in <module>\n'
+            "ImportError: libcudnn.so.9: cannot open shared object file: No such file or directory\n"
+        )
         return 1
     if mode == "hang":
         time.sleep(300)

@@ -20,6 +20,7 @@ import json
 import os
 import string
 import sys
+import typing
 
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
@@ -59,8 +60,9 @@ nvmlClocksThrottleReasonHwSlowdown = nvmlClocksEventReasonHwSlowdown
 
 
 class NVMLError(Exception):
-    _valClassMapping: dict[int, type] = {}
-    _errcode_to_string = {
+    value: int
+    _valClassMapping: typing.ClassVar[dict[int, type]] = {}
+    _errcode_to_string: typing.ClassVar[dict[int, str]] = {
         NVML_ERROR_UNINITIALIZED: "Uninitialized",
         NVML_ERROR_NOT_SUPPORTED: "Not Supported",
         NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
@@ -125,7 +127,7 @@ class _Handle:
         self.index = index
 
 
-_state = {"initialized": 0, "scenario": None}
+_state: dict[str, typing.Any] = {"initialized": 0, "scenario": None}
 
 
 def _scenario():
@@ -236,8 +238,11 @@ def nvmlDeviceGetTotalEccErrors(handle, error_type, counter_type):
 
 def nvmlDeviceGetRetiredPages(handle, source):
     device = _device(handle, "nvmlDeviceGetRetiredPages")
-    key = "retired_pages_sbe" if source == NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS else \
-        "retired_pages_dbe"
+    key = (
+        "retired_pages_sbe"
+        if source == NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS
+        else "retired_pages_dbe"
+    )
     return list(device.get(key, []))
 
 
@@ -250,10 +255,21 @@ def nvmlDeviceGetDisplayActive(handle):
 
 
 def _processes(handle, key):
-    device = _device(handle, "nvmlDeviceGet" + ("Compute" if key == "compute_processes" else "Graphics")
-                     + "RunningProcesses")
-    return [nvmlFriendlyObject({"pid": p["pid"], "usedGpuMemory": p.get("used"), "gpuInstanceId": 0xFFFFFFFF,
-                                "computeInstanceId": 0xFFFFFFFF}) for p in device.get(key, [])]
+    device = _device(
+        handle,
+        "nvmlDeviceGet" + ("Compute" if key == "compute_processes" else "Graphics") + "RunningProcesses",
+    )
+    return [
+        nvmlFriendlyObject(
+            {
+                "pid": p["pid"],
+                "usedGpuMemory": p.get("used"),
+                "gpuInstanceId": 0xFFFFFFFF,
+                "computeInstanceId": 0xFFFFFFFF,
+            }
+        )
+        for p in device.get(key, [])
+    ]
 
 
 def nvmlDeviceGetComputeRunningProcesses(handle):

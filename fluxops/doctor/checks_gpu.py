@@ -5,11 +5,28 @@ from __future__ import annotations
 from fluxops.cudaenv import ALLOC_CONF_VARS, env_findings
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
-from fluxops.gpu import GpuDevice
+from fluxops.gpu import GpuDevice, GpuProcess
 from fluxops.units import gib
 from fluxops.vram import compute_budget, model_weights
 
 HOT_C = 85
+# The desktop's own GPU clients: they hold a little VRAM on a GPU that drives a display and cannot be closed.
+DESKTOP_PROCESSES = frozenset(
+    {
+        "Xorg",
+        "Xwayland",
+        "gnome-shell",
+        "kwin_x11",
+        "kwin_wayland",
+        "plasmashell",
+        "sway",
+        "Hyprland",
+        "mutter",
+        "dwm.exe",
+        "explorer.exe",
+        "csrss.exe",
+    }
+)
 NO_DRIVER_FIX = (
     "install the NVIDIA driver (Ubuntu: `sudo ubuntu-drivers install`, then reboot) and check it "
     "with `nvidia-smi`; in a container, start it with `--gpus all`"
@@ -147,35 +164,41 @@ def _ours(ctx: DoctorContext) -> int | None:
     return record.get("pid") if record else None
 
 
+def _process_line(p: GpuProcess, desktop: bool) -> str:
+    used = gib(p.used_bytes) if p.used_bytes is not None else "?"
+    return f"pid {p.pid:<7} {p.name or '?':<24} {used:>10} ({p.kind}{', desktop' if desktop else ''})"
+
+
 def check_processes(ctx: DoctorContext) -> CheckResult:
     chosen = ctx.selection.chosen
     if chosen is None:
         return skip("gpu.processes", "no GPU for ComfyUI (see gpu.devices)")
     ours = _ours(ctx)
-    others = [p for p in chosen.processes if p.pid != ours]
-    listed = [{"pid": p.pid, "name": p.name, "used_bytes": p.used_bytes, "kind": p.kind} for p in others]
-    if not others:
-        return ok(
-            "gpu.processes",
-            f"no other program holds VRAM on GPU {chosen.index}",
-            processes=[],
-            fluxops_comfyui_pid=ours,
-        )
-    held = sum(p.used_bytes or 0 for p in others)
-    lines = [
-        f"pid {p.pid:<7} {p.name or '?':<24} {gib(p.used_bytes) if p.used_bytes is not None else '?':>10} "
-        f"({p.kind})"
-        for p in sorted(others, key=lambda p: -(p.used_bytes or 0))
+    others = sorted((p for p in chosen.processes if p.pid != ours), key=lambda p: -(p.used_bytes or 0))
+    closable = [p for p in others if (p.name or "") not in DESKTOP_PROCESSES]
+    listed = [
+        {
+            "pid": p.pid,
+            "name": p.name,
+            "used_bytes": p.used_bytes,
+            "kind": p.kind,
+            "desktop": p not in closable,
+        }
+        for p in others
     ]
+    lines = [_process_line(p, p not in closable) for p in others]
+    held = sum(p.used_bytes or 0 for p in closable)
+    facts = {"processes": listed, "held_bytes": held, "fluxops_comfyui_pid": ours}
+    if not closable:
+        what = "only the desktop uses" if others else "no other program holds VRAM on"
+        return ok("gpu.processes", f"{what} GPU {chosen.index}", lines, **facts)
     return warn(
         "gpu.processes",
-        f"{len(others)} other program(s) hold {gib(held)} of VRAM on GPU {chosen.index}",
-        "close them before generating (browsers: turn off hardware acceleration), or stop one with "
-        f"`kill {others[0].pid}`",
+        f"{len(closable)} other program(s) hold {gib(held)} of VRAM on GPU {chosen.index}",
+        "close them before generating (browsers: turn off hardware acceleration), or stop the largest with "
+        f"`kill {closable[0].pid}` ({closable[0].name or '?'})",
         lines,
-        processes=listed,
-        held_bytes=held,
-        fluxops_comfyui_pid=ours,
+        **facts,
     )
 
 
@@ -189,7 +212,11 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
     scan = ctx.models
     weights = model_weights(manifest, scan.found_paths() if scan is not None else {})  # type: ignore[arg-type]
     ours = _ours(ctx)
-    others_bytes = sum(p.used_bytes or 0 for p in chosen.processes if p.pid != ours)
+    others_bytes = sum(  # what closing the other programs (not the desktop) would free
+        p.used_bytes or 0
+        for p in chosen.processes
+        if p.pid != ours and (p.name or "") not in DESKTOP_PROCESSES
+    )
     display = bool(chosen.display_active) or any(p.kind == "graphics" for p in chosen.processes)
     budget = compute_budget(
         weights,

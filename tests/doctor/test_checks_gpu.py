@@ -37,7 +37,10 @@ def test_rtx3090_with_browser(fake_nvml, make_settings, real_models, tmp_path):
     procs = got["gpu.processes"]
     assert procs.status is Status.WARN and procs.fix
     firefox = next(p for p in procs.facts["processes"] if p["pid"] == 4242)
-    assert firefox == {"pid": 4242, "name": "firefox", "used_bytes": 1536 * 1024**2, "kind": "graphics"}
+    assert firefox == {"pid": 4242, "name": "firefox", "used_bytes": 1536 * 1024**2, "kind": "graphics",
+                       "desktop": False}
+    assert "kill 4242" in procs.fix  # the browser, not the desktop's Xorg
+    assert procs.facts["held_bytes"] == 1536 * 1024**2
     assert any("firefox" in line and "1.5 GiB" in line for line in procs.details)
     budget = got["gpu.vram_budget"]
     assert budget.status is Status.OK and budget.facts["verdict"] == "fits"

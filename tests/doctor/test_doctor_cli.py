@@ -83,7 +83,7 @@ def test_warnings_pass_unless_strict(cli):
     env = nvml_env("rtx3090_browser")
     relaxed = cli("doctor", "gpu", env=env)
     assert relaxed.returncode == 0, relaxed.stdout
-    assert "[!] 2 other program(s) hold" in relaxed.stdout and "firefox" in relaxed.stdout
+    assert "[!] 1 other program(s) hold 1.5 GiB" in relaxed.stdout and "firefox" in relaxed.stdout
     assert "NVIDIA GPU and CUDA" in relaxed.stdout and "[✓] NVIDIA driver 550.54.14" in relaxed.stdout
     assert cli("doctor", "gpu", "--strict", env=env).returncode == 1
 

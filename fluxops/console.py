@@ -123,8 +123,14 @@ class Output:
         if not self.interactive:
             yield (lambda _n: None), (lambda _n: None)
             return
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         lock = threading.Lock()
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),

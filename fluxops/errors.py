@@ -42,10 +42,18 @@ _SPECS = [
     # files
     ErrorSpec("verify.fix_blocked", "a misplaced file could not be moved into place",
               "move it by hand, or remove the file that is in the way"),
-    ErrorSpec("state.locked", "another fluxops process holds the lock",
-              "wait for it to finish, or stop it"),
     # setup / downloads (each feature adds its codes in its own section below)
     # comfy (ComfyUI process lifecycle)
+    ErrorSpec("comfy.unreachable", "no ComfyUI server answers at the address",
+              "start one with `fluxops comfy start`, or pass the right --host/--port"),
+    ErrorSpec("comfy.timeout", "the ComfyUI server did not answer in time",
+              "it may be busy; try again, or read `fluxops comfy logs`"),
+    ErrorSpec("comfy.http_error", "the ComfyUI server answered with an HTTP error",
+              "read the server's log: `fluxops comfy logs`"),
+    ErrorSpec("comfy.bad_response", "the server's answer is not what ComfyUI sends",
+              "check --host/--port: another program may be answering on that port"),
+    ErrorSpec("comfy.unknown_model_folder", "ComfyUI has no model folder of that name",
+              "use the canonical names: diffusion_models, text_encoders, vae, loras, checkpoints"),
     # doctor
     ErrorSpec("doctor.unknown_check", "a check id given to `fluxops doctor` does not exist",
               "run `fluxops doctor --list` to see the check ids", ExitCode.USAGE),
@@ -53,6 +61,9 @@ _SPECS = [
               "choose a writable path for --report"),
     # generate (ComfyUI API client, workflows)
     # maintain
+    ErrorSpec("schedule.tool_missing", "the scheduler's tool (crontab, systemctl, schtasks) is not available",
+              "install cron (e.g. `apt-get install cron`), or use --systemd, or --print and add the job by hand"),
+    ErrorSpec("schedule.failed", "the scheduler refused the job", "run with --print and install the job by hand"),
 ]
 
 REGISTRY: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 from fluxops.doctor.comfy_server import fetch_json
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
@@ -25,21 +22,8 @@ WORKFLOW_NODES = (
 )
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), *args],
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
-
-
 def check_install(ctx: DoctorContext) -> CheckResult:
+    from fluxops.comfy.gitinfo import git_info
     from fluxops.comfy.install import read_version
 
     root = ctx.settings.comfyui_dir
@@ -59,17 +43,14 @@ def check_install(ctx: DoctorContext) -> CheckResult:
         )
     version = read_version(root)
     python, source = ctx.comfy_python
-    commit = (
-        (_git(root, "rev-parse", "--short=12", "HEAD") or "").strip() or None
-        if (root / ".git").exists()
-        else None
-    )
-    changes = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
-    changed = [line[3:] for line in (changes or "").splitlines() if line.strip()]
+    git = git_info(root) if (root / ".git").exists() else None  # offline: no fetch
+    commit = git.commit[:12] if git and git.commit else None
+    changed = git.changed_files if git else []
+    behind = f", {git.behind} commit(s) behind {git.upstream}" if git and git.behind else ""
     details = [
         f"{root} · version {version or '?'}"
         + (
-            f" · git {commit}" + (f", {len(changed)} locally changed file(s)" if changed else ", clean")
+            f" · git {commit}" + (f", {len(changed)} locally changed file(s)" if changed else ", clean") + behind
             if commit
             else " · not a git checkout"
         ),
@@ -81,6 +62,8 @@ def check_install(ctx: DoctorContext) -> CheckResult:
         "version": version,
         "git_commit": commit,
         "local_changes": changed,
+        "git_branch": git.branch if git else None,
+        "git_behind": git.behind if git else None,
         "python": str(python) if python else None,
         "python_source": source,
     }
@@ -113,13 +96,9 @@ def check_port(ctx: DoctorContext) -> CheckResult:
         "fluxops_record": probe.record,
         "stale_record": probe.stale_record,
     }
-    details = (
-        [f"held by {who}" + (f": {holder.cmdline}" if holder and holder.cmdline else "")] if holder else []
-    )
+    details = [f"held by {who}" + (f": {holder.cmdline}" if holder and holder.cmdline else "")] if holder else []
     if probe.stale_record:
-        details.append(
-            "a stale server record (its process is gone) will be replaced by `fluxops comfy start`"
-        )
+        details.append("a stale server record (its process is gone) will be replaced by `fluxops comfy start`")
     if probe.state == "free":
         return ok("comfyui.port", f"port {where} is free", details, **facts)
     if probe.state == "ours":
@@ -203,10 +182,8 @@ def check_nodes(ctx: DoctorContext) -> CheckResult:
     if missing:
         return fail(
             "comfyui.nodes",
-            f"ComfyUI {version or ''} at {probe.base_url} lacks node class(es) the "
-            f"workflow uses: {', '.join(missing)}",
-            "update ComfyUI (`git pull` in its folder, then "
-            "restart it) or install the custom node that provides them",
+            f"ComfyUI {version or ''} at {probe.base_url} lacks node class(es) the workflow uses: {', '.join(missing)}",
+            "update ComfyUI (`git pull` in its folder, then restart it) or install the custom node that provides them",
             **facts,
         )
     return ok(

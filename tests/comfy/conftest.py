@@ -1,0 +1,115 @@
+"""Fixtures for the ComfyUI tests: a fake ComfyUI folder, free ports, a directly started fake server, and an
+autouse check that no test leaves a fake ComfyUI process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.fakes.comfyui.install import make_comfyui_dir
+
+START_TIMEOUT = 30.0  # seconds: an upper bound, not a timing expectation
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(record: dict) -> psutil.Process | None:
+    try:
+        proc = psutil.Process(record["pid"])
+        if abs(proc.create_time() - record["create_time"]) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every fake ComfyUI records its pid; after the test none may still run (they are killed, and the test
+    fails)."""
+    pid_dir = tmp_path / "fake-comfyui-pids"
+    monkeypatch.setenv("FAKE_COMFYUI_PID_DIR", str(pid_dir))
+    yield pid_dir
+    leftovers = []
+    for record_file in sorted(pid_dir.glob("*.json")) if pid_dir.is_dir() else []:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        proc = _alive(record)
+        if proc is not None:
+            leftovers.append(f"pid {record['pid']}: {' '.join(record['argv'])}")
+            proc.kill()
+    if leftovers:
+        pytest.fail("fake ComfyUI processes left running (now killed): " + "; ".join(leftovers))
+
+
+@pytest.fixture
+def comfyui_dir(tmp_path: Path) -> Path:
+    return make_comfyui_dir(tmp_path / "ComfyUI")
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"fake ComfyUI exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+@pytest.fixture
+def start_fake(comfyui_dir: Path) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
+    """Start the fake ComfyUI directly (not through fluxops): returns (process, port). Stopped at the end."""
+    procs: list[subprocess.Popen] = []
+
+    def start(
+        *args: str, port: int | None = None, env: dict[str, str] | None = None, wait: bool = True
+    ) -> tuple[subprocess.Popen, int]:
+        port = port or free_port()
+        cmd = [
+            sys.executable,
+            str(comfyui_dir / "main.py"),
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *args,
+        ]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=comfyui_dir,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        procs.append(proc)
+        if wait:
+            wait_for_port(port, proc)
+        return proc, port
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

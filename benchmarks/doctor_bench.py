@@ -27,11 +27,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = [("diffusion_model", "diffusion_models", "flux1-krea-dev_fp8_scaled.safetensors", "F8_E4M3", 1),
-         ("clip_l", "text_encoders", "clip_l.safetensors", "F16", 2),
-         ("t5xxl", "text_encoders", "t5xxl_fp16.safetensors", "F16", 2),
-         ("vae", "vae", "ae.safetensors", "F32", 4),
-         ("lora", "loras", "FLUX.1-Turbo-Alpha.safetensors", "BF16", 2)]
+FILES = [
+    ("diffusion_model", "diffusion_models", "flux1-krea-dev_fp8_scaled.safetensors", "F8_E4M3", 1),
+    ("clip_l", "text_encoders", "clip_l.safetensors", "F16", 2),
+    ("t5xxl", "text_encoders", "t5xxl_fp16.safetensors", "F16", 2),
+    ("vae", "vae", "ae.safetensors", "F32", 4),
+    ("lora", "loras", "FLUX.1-Turbo-Alpha.safetensors", "BF16", 2),
+]
 
 
 def write_model(path: Path, dtype: str, width: int, elements: int = 1 << 16) -> tuple[int, str]:
@@ -47,8 +49,10 @@ def setup(root: Path) -> list[str]:
     entries = []
     for file_id, folder, name, dtype, width in FILES:
         size, sha = write_model(models / folder / name, dtype, width)
-        entries.append(f'[[file]]\nid = "{file_id}"\nfolder = "{folder}"\nfilename = "{name}"\nsize = {size}\n'
-                       f'sha256 = "{sha}"\n[[file.source]]\nrepo = "org/{file_id}"\npath = "{name}"\n')
+        entries.append(
+            f'[[file]]\nid = "{file_id}"\nfolder = "{folder}"\nfilename = "{name}"\nsize = {size}\n'
+            f'sha256 = "{sha}"\n[[file.source]]\nrepo = "org/{file_id}"\npath = "{name}"\n'
+        )
     manifest = root / "bench.toml"
     manifest.write_text('schema = 1\nname = "bench"\n\n' + "\n".join(entries), encoding="utf-8")
     comfy.mkdir()
@@ -61,8 +65,18 @@ def setup(root: Path) -> list[str]:
     with socket.socket() as sock:  # a port nothing listens on: "no ComfyUI server"
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return ["--comfyui-dir", str(comfy), "--comfyui-python", sys.executable, "--models-dir", str(models),
-            "--manifest", str(manifest), "--port", str(port)]
+    return [
+        "--comfyui-dir",
+        str(comfy),
+        "--comfyui-python",
+        sys.executable,
+        "--models-dir",
+        str(models),
+        "--manifest",
+        str(manifest),
+        "--port",
+        str(port),
+    ]
 
 
 def timed(cmd: list[str], env: dict[str, str], runs: int) -> list[float]:
@@ -80,8 +94,13 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fluxops-doctor-bench-") as tmp:
         root = Path(tmp)
-        env = {**os.environ, "FLUXOPS_STATE_DIR": str(root / "state"), "HF_HOME": str(root / "hf"),
-               "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(REPO)}
+        env = {
+            **os.environ,
+            "FLUXOPS_STATE_DIR": str(root / "state"),
+            "HF_HOME": str(root / "hf"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONPATH": str(REPO),
+        }
         flags = setup(root)
         fluxops = [sys.executable, "-m", "fluxops"]
         verify = subprocess.run([*fluxops, "verify", *flags[4:8]], env=env, capture_output=True, text=True)
@@ -97,12 +116,15 @@ def main() -> int:
             "fluxops doctor": timed([*fluxops, "doctor", *flags], env, args.runs),
         }
     reference = statistics.median(results["python -c pass"])
-    print(f"\n{args.runs} runs each, median wall time (machine: {os.cpu_count()} CPUs, Python "
-          f"{sys.version.split()[0]}):")
+    print(
+        f"\n{args.runs} runs each, median wall time (machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}):"
+    )
     for name, times in results.items():
         median = statistics.median(times)
-        print(f"  {name:<20} {median * 1000:8.1f} ms   min {min(times) * 1000:7.1f} ms   "
-              f"x{median / reference:6.1f} of python -c pass")
+        print(
+            f"  {name:<20} {median * 1000:8.1f} ms   min {min(times) * 1000:7.1f} ms   "
+            f"x{median / reference:6.1f} of python -c pass"
+        )
     doctor = statistics.median(results["fluxops doctor"])
     print(f"\nfluxops doctor: {doctor:.3f} s (target < 1 s): {'OK' if doctor < 1.0 else 'OVER TARGET'}")
     return 0

@@ -113,11 +113,7 @@ def _alloc_conf_findings(name: str, value: str) -> list[EnvFinding]:
             continue
         key, sep, val = option.partition(":")
         if not sep:
-            hint = (
-                f"write {key.split('=')[0]}:{key.split('=', 1)[1]}"
-                if "=" in key
-                else "each option is key:value"
-            )
+            hint = f"write {key.split('=')[0]}:{key.split('=', 1)[1]}" if "=" in key else "each option is key:value"
             found.append(
                 EnvFinding(
                     "fail",
@@ -131,8 +127,7 @@ def _alloc_conf_findings(name: str, value: str) -> list[EnvFinding]:
                 EnvFinding(
                     "fail",
                     name,
-                    f"{name}: unknown option {key.strip()!r}; torch stops with "
-                    "'Unrecognized CachingAllocator option'",
+                    f"{name}: unknown option {key.strip()!r}; torch stops with 'Unrecognized CachingAllocator option'",
                     f"remove it from {name} (known: {', '.join(sorted(_ALLOC_KEYS))})",
                 )
             )
@@ -151,8 +146,7 @@ def _alloc_conf_findings(name: str, value: str) -> list[EnvFinding]:
             EnvFinding(
                 "warn",
                 name,
-                f"{name}: expandable_segments has no effect with the "
-                "cudaMallocAsync backend (ComfyUI's default)",
+                f"{name}: expandable_segments has no effect with the cudaMallocAsync backend (ComfyUI's default)",
                 "drop one of the two options, or start ComfyUI with --disable-cuda-malloc",
             )
         )
@@ -180,8 +174,7 @@ def env_findings(env: Mapping[str, str]) -> list[EnvFinding]:
             EnvFinding(
                 "warn",
                 "PYTORCH_NO_CUDA_MEMORY_CACHING",
-                "PYTORCH_NO_CUDA_MEMORY_CACHING is set: "
-                "torch's allocator cache is off (slow, fragments VRAM)",
+                "PYTORCH_NO_CUDA_MEMORY_CACHING is set: torch's allocator cache is off (slow, fragments VRAM)",
                 "unset PYTORCH_NO_CUDA_MEMORY_CACHING",
             )
         )

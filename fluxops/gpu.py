@@ -30,9 +30,7 @@ _REASON_NAMES = (
     ("HwPowerBrakeSlowdown", "hw_power_brake_slowdown"),
     ("DisplayClockSetting", "display_clock_setting"),
 )
-HARMLESS_REASONS = frozenset(
-    {"gpu_idle", "applications_clocks_setting", "display_clock_setting", "sync_boost"}
-)
+HARMLESS_REASONS = frozenset({"gpu_idle", "applications_clocks_setting", "display_clock_setting", "sync_boost"})
 
 
 @dataclass(frozen=True)
@@ -87,11 +85,7 @@ class GpuProbe:
 
     @property
     def cuda_text(self) -> str | None:
-        return (
-            f"{self.cuda_driver_version[0]}.{self.cuda_driver_version[1]}"
-            if self.cuda_driver_version
-            else None
-        )
+        return f"{self.cuda_driver_version[0]}.{self.cuda_driver_version[1]}" if self.cuda_driver_version else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -191,9 +185,7 @@ class _Reader:
         pending = get(nv.nvmlDeviceGetRetiredPagesPendingStatus, handle)
         display = get(nv.nvmlDeviceGetDisplayActive, handle)
         retired = None
-        single = get(
-            nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS
-        )
+        single = get(nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
         double = get(nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
         if single is not None or double is not None:
             retired = len(single or []) + len(double or [])
@@ -232,9 +224,7 @@ def probe_gpus() -> GpuProbe:
     try:
         import pynvml as nvml
     except ImportError as exc:
-        return GpuProbe(
-            loaded=False, error_kind="not_installed", error=f"nvidia-ml-py is not installed ({exc})"
-        )
+        return GpuProbe(loaded=False, error_kind="not_installed", error=f"nvidia-ml-py is not installed ({exc})")
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as exc:

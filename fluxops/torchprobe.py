@@ -129,9 +129,7 @@ class TorchCache:
     def put(self, key: str, answer: dict[str, Any]) -> None:
         self.entries = {k: v for k, v in self.entries.items() if not k.startswith(key.split("|", 1)[0] + "|")}
         self.entries[key] = answer
-        write_atomic(
-            self.path, json.dumps({"version": CACHE_VERSION, "entries": self.entries}, indent=1).encode()
-        )
+        write_atomic(self.path, json.dumps({"version": CACHE_VERSION, "entries": self.entries}, indent=1).encode())
 
 
 def _info(

@@ -44,12 +44,8 @@ def summary_line(report: DoctorReport) -> Line:
         parts.append(f"{counts['skip']} skipped")
     text = ", ".join(parts) + f" ({report.seconds:.2f} s)"
     if report.ok:
-        return (
-            "• No issues found! " + text if not counts["warn"] else "• Usable, with warnings: " + text
-        ), "green"
-    return (
-        "! Doctor found problems: " + text + (" (--strict: warnings count)" if report.strict else "")
-    ), "red"
+        return ("• No issues found! " + text if not counts["warn"] else "• Usable, with warnings: " + text), "green"
+    return ("! Doctor found problems: " + text + (" (--strict: warnings count)" if report.strict else "")), "red"
 
 
 def _secrets(report: DoctorReport, env: dict[str, str]) -> list[str]:
@@ -74,14 +70,11 @@ def write_report(path: Path, report: DoctorReport, env: dict[str, str]) -> None:
     from fluxops.hashing import write_atomic
 
     lines = [
-        f"fluxops doctor report · fluxops {__version__} · "
-        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"fluxops doctor report · fluxops {__version__} · {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "command: fluxops " + " ".join(sys.argv[1:]),
         "environment:",
     ]
-    lines += [
-        f"    {key}={value}" for key, value in sorted(env.items()) if key.startswith(REPORT_ENV_PREFIXES)
-    ]
+    lines += [f"    {key}={value}" for key, value in sorted(env.items()) if key.startswith(REPORT_ENV_PREFIXES)]
     previous = None
     for result in report.checks:
         lines += [text for text, _style in result_lines(result, True, result.group != previous)]
@@ -117,22 +110,17 @@ def doctor(
             show_default=False,
         ),
     ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show the details of every check.")
-    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the details of every check.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero on warnings too.")] = False,
     report_file: Annotated[
         Path | None,
         typer.Option(
             "--report",
             dir_okay=False,
-            help="Also write a paste-ready "
-            "text report (token, GPU UUIDs/serials, user name and home path redacted).",
+            help="Also write a paste-ready text report (token, GPU UUIDs/serials, user name and home path redacted).",
         ),
     ] = None,
-    online: Annotated[
-        bool, typer.Option("--online", help="Check the token and gated access on the Hub.")
-    ] = False,
+    online: Annotated[bool, typer.Option("--online", help="Check the token and gated access on the Hub.")] = False,
     list_checks: Annotated[bool, typer.Option("--list", help="List the check ids and exit.")] = False,
     comfyui_dir: ComfyDirOpt = None,
     comfyui_python: Annotated[
@@ -149,9 +137,7 @@ def doctor(
     port: Annotated[int | None, typer.Option("--port", help="ComfyUI's port (env FLUXOPS_PORT).")] = None,
     cuda_device: Annotated[
         int | None,
-        typer.Option(
-            "--cuda-device", min=0, help="The GPU index ComfyUI will be started with (its --cuda-device)."
-        ),
+        typer.Option("--cuda-device", min=0, help="The GPU index ComfyUI will be started with (its --cuda-device)."),
     ] = None,
     width: Annotated[int, typer.Option("--width", min=64, help="Image width for the VRAM budget.")] = 1024,
     height: Annotated[int, typer.Option("--height", min=64, help="Image height for the VRAM budget.")] = 1024,

@@ -53,9 +53,7 @@ def select_checks(names: Iterable[str]) -> tuple[Check, ...]:
     for name in names:
         matched = {c.id for c in CHECKS if c.id == name or c.id.startswith(name + ".")}
         if not matched:
-            raise FluxopsError(
-                "doctor.unknown_check", f"no check named {name!r}; checks: {', '.join(CHECK_IDS)}"
-            )
+            raise FluxopsError("doctor.unknown_check", f"no check named {name!r}; checks: {', '.join(CHECK_IDS)}")
         chosen |= matched
     return tuple(c for c in CHECKS if c.id in chosen)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fluxops.doctor.comfy_server import fetch_json
+from fluxops.doctor.comfy_server import object_info
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
+from fluxops.errors import FluxopsError
 
 GIT_TIMEOUT_S = 5.0
 # The node classes of the production workflow (shared/comfyui/protocol.md §9). Workflow templates shipped in
@@ -93,7 +94,7 @@ def check_port(ctx: DoctorContext) -> CheckResult:
         "port": probe.port,
         "state": probe.state,
         "holder": holder.__dict__ if holder else None,
-        "fluxops_record": probe.record,
+        "fluxops_record": probe.record.to_dict() if probe.record else None,
         "stale_record": probe.stale_record,
     }
     details = [f"held by {who}" + (f": {holder.cmdline}" if holder and holder.cmdline else "")] if holder else []
@@ -102,11 +103,12 @@ def check_port(ctx: DoctorContext) -> CheckResult:
     if probe.state == "free":
         return ok("comfyui.port", f"port {where} is free", details, **facts)
     if probe.state == "ours":
-        record = probe.record or {}
+        record = probe.record
+        assert record is not None  # "ours" implies a live record
         return ok(
             "comfyui.port",
-            f"port {where} is held by the ComfyUI fluxops started (pid {record.get('pid')}, "
-            f"since {record.get('started_at', '?')}): fluxops reuses it",
+            f"port {where} is held by the ComfyUI fluxops started (pid {record.pid}, "
+            f"since {record.started_at}): fluxops reuses it",
             details,
             **facts,
         )
@@ -161,12 +163,12 @@ def check_nodes(ctx: DoctorContext) -> CheckResult:
             "no ComfyUI server answers: nothing to ask for its nodes",
             "start one with `fluxops comfy start`, then run `fluxops doctor comfyui.nodes`",
         )
-    info = fetch_json(probe.base_url, "/object_info")
-    if not isinstance(info, dict):
+    info = object_info(probe.base_url)
+    if isinstance(info, FluxopsError):
         return fail(
             "comfyui.nodes",
-            f"the ComfyUI at {probe.base_url} did not answer GET /object_info",
-            "look at its log and restart it",
+            f"the ComfyUI at {probe.base_url} did not answer GET /object_info: {info.message}",
+            "look at its log (`fluxops comfy logs`) and restart it (`fluxops comfy stop`, `fluxops comfy start`)",
             url=probe.base_url,
         )
     needed = workflow_node_classes()

@@ -56,9 +56,7 @@ _DRIVER_FAILURES = {
 def check_driver(ctx: DoctorContext) -> CheckResult:
     gpu = ctx.gpu
     if not gpu.loaded:
-        summary, fix = _DRIVER_FAILURES.get(
-            gpu.error_kind or "", (f"NVML failed: {gpu.error}", NO_DRIVER_FIX)
-        )
+        summary, fix = _DRIVER_FAILURES.get(gpu.error_kind or "", (f"NVML failed: {gpu.error}", NO_DRIVER_FIX))
         return fail(
             "gpu.driver",
             summary,
@@ -107,9 +105,7 @@ def _health_problems(device: GpuDevice) -> list[str]:
     if device.problem_reasons:
         problems.append(f"GPU {device.index} clocks are held back: {', '.join(device.problem_reasons)}")
     if device.ecc_uncorrected_volatile:
-        problems.append(
-            f"GPU {device.index} has {device.ecc_uncorrected_volatile} uncorrected ECC errors since boot"
-        )
+        problems.append(f"GPU {device.index} has {device.ecc_uncorrected_volatile} uncorrected ECC errors since boot")
     if device.retired_pages_pending:
         problems.append(f"GPU {device.index} has memory pages waiting to be retired (needs a reboot)")
     return problems
@@ -122,11 +118,7 @@ def check_devices(ctx: DoctorContext) -> CheckResult:
     details = [_device_line(d, d is sel.chosen) for d in ctx.gpu.devices]
     details.append(
         f"chosen by: {sel.source}"
-        + (
-            f" (visible to CUDA: {', '.join(str(d.index) for d in sel.visible)})"
-            if sel.source != "default"
-            else ""
-        )
+        + (f" (visible to CUDA: {', '.join(str(d.index) for d in sel.visible)})" if sel.source != "default" else "")
     )
     details.extend(sel.notes)
     facts = {
@@ -143,9 +135,7 @@ def check_devices(ctx: DoctorContext) -> CheckResult:
             **facts,
         )
     problems = _health_problems(sel.chosen)
-    summary = (
-        f"ComfyUI will use GPU {sel.chosen.index}: {sel.chosen.name} ({gib(sel.chosen.memory_free)} free)"
-    )
+    summary = f"ComfyUI will use GPU {sel.chosen.index}: {sel.chosen.name} ({gib(sel.chosen.memory_free)} free)"
     if problems:
         return warn(
             "gpu.devices",
@@ -160,8 +150,8 @@ def check_devices(ctx: DoctorContext) -> CheckResult:
 
 
 def _ours(ctx: DoctorContext) -> int | None:
-    record = ctx.server.record if ctx.server is not None else None
-    return record.get("pid") if record else None
+    record = ctx.server.record
+    return record.pid if record else None
 
 
 def _process_line(p: GpuProcess, desktop: bool) -> str:
@@ -213,9 +203,7 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
     weights = model_weights(manifest, scan.found_paths() if scan is not None else {})  # type: ignore[arg-type]
     ours = _ours(ctx)
     others_bytes = sum(  # what closing the other programs (not the desktop) would free
-        p.used_bytes or 0
-        for p in chosen.processes
-        if p.pid != ours and (p.name or "") not in DESKTOP_PROCESSES
+        p.used_bytes or 0 for p in chosen.processes if p.pid != ours and (p.name or "") not in DESKTOP_PROCESSES
     )
     display = bool(chosen.display_active) or any(p.kind == "graphics" for p in chosen.processes)
     budget = compute_budget(
@@ -270,8 +258,7 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
         )
     return fail(
         "gpu.vram_budget",
-        f"cannot run at {size}: needs at least {gib(budget.minimum_bytes)} of VRAM, "
-        f"{gib(budget.free_bytes)} is free",
+        f"cannot run at {size}: needs at least {gib(budget.minimum_bytes)} of VRAM, {gib(budget.free_bytes)} is free",
         f"use a smaller image size (--width/--height) or a GPU with more memory{close}",
         details,
         **facts,
@@ -340,9 +327,7 @@ def check_torch(ctx: DoctorContext) -> CheckResult:
         f"{_wheel_tag(driver_cuda)}"
     )
     if info.status == "no_python":
-        return fail(
-            "torch.cuda", f"ComfyUI's Python {python} does not exist", "pass --comfyui-python PATH", **facts
-        )
+        return fail("torch.cuda", f"ComfyUI's Python {python} does not exist", "pass --comfyui-python PATH", **facts)
     if info.status == "timeout":
         return warn(
             "torch.cuda",
@@ -400,6 +385,4 @@ def check_torch(ctx: DoctorContext) -> CheckResult:
             lines,
             **facts,
         )
-    return ok(
-        "torch.cuda", f"torch {info.torch} (CUDA {info.cuda}) sees {info.device_count} GPU(s)", lines, **facts
-    )
+    return ok("torch.cuda", f"torch {info.torch} (CUDA {info.cuda}) sees {info.device_count} GPU(s)", lines, **facts)

@@ -52,9 +52,7 @@ def _online(ctx: DoctorContext, token: TokenInfo, manifest: Manifest | None) -> 
                 f"create a new read token at {TOKEN_PAGE} and `export HF_TOKEN=...`",
                 **facts,
             )
-        return warn(
-            "token", f"could not check the token: the Hub answered {status}", "try again later", **facts
-        )
+        return warn("token", f"could not check the token: the Hub answered {status}", "try again later", **facts)
     except Exception as exc:
         return warn(
             "token",

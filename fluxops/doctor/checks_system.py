@@ -97,8 +97,7 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
         free = where[1] if where else 0
         facts.update(models_dir=str(scan.models_dir), models_free_bytes=free, bytes_to_download=needed)
         details.append(
-            f"models: {gib(free)} free at {where[0] if where else scan.models_dir}, "
-            f"{gib(needed)} still to download"
+            f"models: {gib(free)} free at {where[0] if where else scan.models_dir}, {gib(needed)} still to download"
         )
         if free < needed:
             problems.append(
@@ -180,6 +179,4 @@ def check_models(ctx: DoctorContext) -> CheckResult:
             details,
             **facts,
         )
-    return ok(
-        "models", f"all {len(files)} model files present and verified (cached verdicts)", details, **facts
-    )
+    return ok("models", f"all {len(files)} model files present and verified (cached verdicts)", details, **facts)

@@ -57,11 +57,7 @@ def _places(spec: ModelSpec, paths: list[SearchPath], models_dir: Path) -> list[
     dest = spec.dest_path(models_dir)
     return [
         dest,
-        *(
-            sp.path / spec.filename
-            for sp in paths
-            if sp.folder == spec.folder and sp.path / spec.filename != dest
-        ),
+        *(sp.path / spec.filename for sp in paths if sp.folder == spec.folder and sp.path / spec.filename != dest),
     ]
 
 

@@ -39,9 +39,7 @@ class CheckResult:
         }
 
 
-def ok(
-    check_id: str, summary: str, details: tuple[str, ...] | list[str] = (), /, **facts: Any
-) -> CheckResult:
+def ok(check_id: str, summary: str, details: tuple[str, ...] | list[str] = (), /, **facts: Any) -> CheckResult:
     return CheckResult(check_id, Status.OK, summary, tuple(details), None, facts)
 
 

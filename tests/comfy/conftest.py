@@ -113,3 +113,20 @@ def start_fake(comfyui_dir: Path) -> Iterator[Callable[..., tuple[subprocess.Pop
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+@pytest.fixture
+def comfy(cli, comfyui_dir: Path, monkeypatch: pytest.MonkeyPatch, isolated: dict[str, str]):
+    """`fluxops comfy ...` as a real subprocess, with the fake ComfyUI dir and a free port configured through
+    the environment. Whatever a test started is stopped at the end (the leftover check runs after this)."""
+    port = free_port()
+    monkeypatch.setenv("FLUXOPS_COMFYUI_DIR", str(comfyui_dir))
+    monkeypatch.setenv("FLUXOPS_PORT", str(port))
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90):
+        return cli("comfy", *args, env=env, timeout=timeout)
+
+    run.port = port  # type: ignore[attr-defined]
+    run.state_file = Path(isolated["FLUXOPS_STATE_DIR"]) / "comfy" / "server.json"  # type: ignore[attr-defined]
+    yield run
+    run("stop", "--grace", "2")

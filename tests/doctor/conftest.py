@@ -40,9 +40,7 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 def nvml_env(name: str) -> dict[str, str]:
     """For `fluxops` subprocesses: the fake pynvml first on PYTHONPATH, reading the named scenario."""
     return {
-        "PYTHONPATH": os.pathsep.join(
-            [str(NVML_FAKE_DIR), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]
-        ),
+        "PYTHONPATH": os.pathsep.join([str(NVML_FAKE_DIR), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
         "FAKE_NVML_SCENARIO": scenario_path(name),
     }
 

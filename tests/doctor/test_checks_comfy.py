@@ -33,7 +33,7 @@ def _record(settings, pid: int, port: int, create_time: float | None = None) -> 
         "create_time": create_time if create_time is not None else psutil.Process(pid).create_time(),
         "host": "127.0.0.1",
         "port": port,
-        "command": ["python", "main.py", "--port", str(port)],
+        "command": ["python", *SYSTEM_STATS["system"]["argv"]],
         "comfyui_dir": "/srv/ComfyUI",
         "log_path": "/tmp/comfy.log",
         "started_at": "2026-11-26T07:00:00Z",

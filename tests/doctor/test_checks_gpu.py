@@ -37,8 +37,13 @@ def test_rtx3090_with_browser(fake_nvml, make_settings, real_models, tmp_path):
     procs = got["gpu.processes"]
     assert procs.status is Status.WARN and procs.fix
     firefox = next(p for p in procs.facts["processes"] if p["pid"] == 4242)
-    assert firefox == {"pid": 4242, "name": "firefox", "used_bytes": 1536 * 1024**2, "kind": "graphics",
-                       "desktop": False}
+    assert firefox == {
+        "pid": 4242,
+        "name": "firefox",
+        "used_bytes": 1536 * 1024**2,
+        "kind": "graphics",
+        "desktop": False,
+    }
     assert "kill 4242" in procs.fix  # the browser, not the desktop's Xorg
     assert procs.facts["held_bytes"] == 1536 * 1024**2
     assert any("firefox" in line and "1.5 GiB" in line for line in procs.details)
@@ -67,9 +72,7 @@ def test_two_gpus_cuda_visible_devices_1(fake_nvml, make_settings, real_models, 
     assert "GPU 1" in devices.summary
     assert got["gpu.processes"].status is Status.OK  # the training job is on GPU 0, not ours
     assert got["gpu.vram_budget"].facts["verdict"] == "fits"
-    assert got["cuda.env"].status is Status.OK and got["cuda.env"].facts["variables"] == {
-        "CUDA_VISIBLE_DEVICES": "1"
-    }
+    assert got["cuda.env"].status is Status.OK and got["cuda.env"].facts["variables"] == {"CUDA_VISIBLE_DEVICES": "1"}
 
 
 def test_two_gpus_default_is_the_busy_one(fake_nvml, make_settings, real_models):
@@ -84,10 +87,7 @@ def test_two_gpus_default_is_the_busy_one(fake_nvml, make_settings, real_models)
 def test_cuda_device_option_picks_the_gpu(fake_nvml, make_settings, real_models):
     fake_nvml("two_gpus")
     got = run(make_settings(**real_models), "gpu.devices", cuda_device=1)
-    assert (
-        got["gpu.devices"].facts["comfyui_device"] == 1
-        and got["gpu.devices"].facts["chosen_by"] == "--cuda-device"
-    )
+    assert got["gpu.devices"].facts["comfyui_device"] == 1 and got["gpu.devices"].facts["chosen_by"] == "--cuda-device"
 
 
 def test_cuda_visible_devices_naming_a_missing_gpu(fake_nvml, make_settings, monkeypatch):
@@ -113,9 +113,7 @@ def test_no_driver(fake_nvml, make_settings, tmp_path):
     assert driver.status is Status.FAIL and "no NVIDIA driver" in driver.summary
     assert "nvidia-smi" in driver.fix
     assert {got[i].status for i in ("gpu.devices", "gpu.processes", "gpu.vram_budget")} == {Status.SKIP}
-    assert (
-        got["torch.cuda"].status is Status.WARN
-    )  # CPU torch on a machine without a GPU: nothing to fix there
+    assert got["torch.cuda"].status is Status.WARN  # CPU torch on a machine without a GPU: nothing to fix there
 
 
 def test_driver_not_loaded(fake_nvml, make_settings):
@@ -151,9 +149,7 @@ def test_cpu_only_torch_on_a_gpu_machine(fake_nvml, make_settings, tmp_path):
 
 def test_torch_crash(fake_nvml, make_settings, tmp_path):
     fake_nvml("rtx3090_browser")
-    torch = run(make_settings(comfyui_python=make_fake_python(tmp_path / "py", "crash")), "torch.cuda")[
-        "torch.cuda"
-    ]
+    torch = run(make_settings(comfyui_python=make_fake_python(tmp_path / "py", "crash")), "torch.cuda")["torch.cuda"]
     assert torch.status is Status.FAIL and "libcudnn.so.9" in torch.summary
 
 

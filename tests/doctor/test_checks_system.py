@@ -126,9 +126,7 @@ def test_online_invalid_token(make_settings, monkeypatch, tmp_path):
 
 
 def test_online_gated_repo_with_a_mirror_warns(make_settings, monkeypatch, tmp_path):
-    token, _ = _online(
-        make_settings, monkeypatch, tmp_path, {TOKEN: "alice"}, {"black-forest-labs/FLUX.1-dev"}
-    )
+    token, _ = _online(make_settings, monkeypatch, tmp_path, {TOKEN: "alice"}, {"black-forest-labs/FLUX.1-dev"})
     assert token.status is Status.WARN and "huggingface.co/black-forest-labs/FLUX.1-dev" in token.fix
 
 

@@ -34,11 +34,7 @@ def test_datacenter_cards_report_health_fields(fake_nvml):
     first, second = probe.devices
     assert (first.index, second.index) == (0, 1)
     assert first.serial == "1322021012345" and first.pci_bus_id == "00000000:41:00.0"
-    assert (
-        first.ecc_uncorrected_volatile == 0
-        and first.retired_pages == 0
-        and first.retired_pages_pending is False
-    )
+    assert first.ecc_uncorrected_volatile == 0 and first.retired_pages == 0 and first.retired_pages_pending is False
     assert first.problem_reasons == ("sw_power_cap",)
     assert first.processes[0].kind == "compute" and first.processes[0].name == "python3"
 

@@ -14,9 +14,7 @@ pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake interpreter is
 
 
 def _probe(where: Path, exe: Path, timeout: float = 30.0, driver: str | None = "550.54.14"):
-    return probe_torch(
-        exe, where / "state" / "torch.json", dict(os.environ), timeout=timeout, driver_version=driver
-    )
+    return probe_torch(exe, where / "state" / "torch.json", dict(os.environ), timeout=timeout, driver_version=driver)
 
 
 def test_cuda_build_answers_and_is_cached(tmp_path: Path):
@@ -54,9 +52,7 @@ def test_cpu_only_build(tmp_path: Path):
 def test_crash_reports_the_last_error_line(tmp_path: Path):
     info = _probe(tmp_path, make_fake_python(tmp_path / "py", "crash"))
     assert info.status == "crashed"
-    assert (
-        info.error == "ImportError: libcudnn.so.9: cannot open shared object file: No such file or directory"
-    )
+    assert info.error == "ImportError: libcudnn.so.9: cannot open shared object file: No such file or directory"
     assert not (tmp_path / "state" / "torch.json").exists()  # failures are not cached
 
 

@@ -1,33 +1,27 @@
-"""The Hugging Face token: present (offline), and with --online valid and able to read the gated sources."""
+"""The Hugging Face token: present (offline), and with --online valid and able to read the gated sources.
+
+The token is the one `fluxops setup` would use (`fluxops.tokens.resolve_token`: HF_TOKEN,
+HUGGING_FACE_HUB_TOKEN, HUGGINGFACE_TOKEN, a `.env`, then the stored login); the Hub is asked through
+setup's seam (`fluxops.hub.Hub`), so doctor and setup agree on what a token can do.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 
 from fluxops.doctor.context import DoctorContext
-from fluxops.doctor.result import CheckResult, fail, ok, warn
+from fluxops.doctor.result import CheckResult, Status, fail, ok, warn
+from fluxops.errors import FluxopsError
 from fluxops.manifest import Manifest
+from fluxops.tokens import ResolvedToken, resolve_token
 
 TOKEN_PAGE = "https://huggingface.co/settings/tokens"
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    value: str | None
-    source: str | None  # "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "stored login"
-
-
-def find_token(env: dict[str, str] | object) -> TokenInfo:
-    """The token huggingface_hub will use, and where it comes from (its own lookup order)."""
-    from huggingface_hub import get_token
-
-    value = get_token()
-    if not value:
-        return TokenInfo(None, None)
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        if getattr(env, "get", lambda _k: None)(name) == value:
-            return TokenInfo(value, name)
-    return TokenInfo(value, "stored login (`hf auth login`)")
+def find_token(env: Mapping[str, str], cwd: Path | None = None) -> ResolvedToken:
+    return resolve_token(None, env, cwd or Path.cwd())
 
 
 def _gated_only(manifest: Manifest, missing: set[str]) -> list[str]:
@@ -35,71 +29,62 @@ def _gated_only(manifest: Manifest, missing: set[str]) -> list[str]:
     return [s.dest for s in manifest.files if s.id in missing and all(src.gated for src in s.sources)]
 
 
-def _online(ctx: DoctorContext, token: TokenInfo, manifest: Manifest | None) -> CheckResult:
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+def _gated_access(ctx: DoctorContext, hub: object, manifest: Manifest | None) -> tuple[list[str], list[tuple]]:
+    details, blocked = [], []
+    for spec in manifest.files if manifest else ():
+        has_mirror = any(not src.gated for src in spec.sources)
+        for source in (s for s in spec.sources if s.gated):
+            try:
+                hub.auth_check(source)  # type: ignore[attr-defined]
+                details.append(f"{source.repo}: accessible")
+            except FluxopsError as exc:
+                mirror = f"; {spec.dest} comes from an ungated mirror" if has_mirror else ""
+                details.append(f"{source.repo}: {exc.message}{mirror}")
+                blocked.append((source, has_mirror, exc))
+    return details, blocked
 
-    api = HfApi(endpoint=ctx.settings.hf_endpoint)
-    facts: dict[str, object] = {"present": True, "source": token.source, "online": True}
+
+def _online(ctx: DoctorContext, token: ResolvedToken, manifest: Manifest | None) -> CheckResult:
+    from fluxops.hub import Hub
+
+    hub = Hub(ctx.settings.hf_endpoint, token.value)
+    facts: dict[str, object] = {"present": True, "source": token.source, "token": token.shown, "online": True}
     try:
-        user = api.whoami(token=token.value)
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status == 401:
+        user = hub.whoami()
+    except FluxopsError as exc:
+        if exc.code == "hub.token_invalid":
             return fail(
                 "token",
-                f"the token from {token.source} is not valid (the Hub answered 401)",
+                f"the token from {token.source} is not valid: {exc.message}",
                 f"create a new read token at {TOKEN_PAGE} and `export HF_TOKEN=...`",
                 **facts,
             )
-        return warn("token", f"could not check the token: the Hub answered {status}", "try again later", **facts)
-    except Exception as exc:
         return warn(
             "token",
-            f"could not reach {ctx.settings.hf_endpoint}: {exc.__class__.__name__}",
+            f"could not check the token: {exc.message}",
             "check the network (or run doctor without --online)",
             **facts,
         )
-    name = user.get("name") if isinstance(user, dict) else None
-    facts["user"] = name
-    details, blocked = [], []
-    gated = sorted(
-        {
-            (src.repo, spec.dest, any(not s.gated for s in spec.sources))
-            for spec in (manifest.files if manifest else ())
-            for src in spec.sources
-            if src.gated
-        }
-    )
-    for repo, dest, has_mirror in gated:
-        try:
-            api.auth_check(repo, token=token.value)
-            details.append(f"{repo}: accessible")
-        except (GatedRepoError, RepositoryNotFoundError):
-            details.append(
-                f"{repo}: no access (licence not accepted)"
-                + (f", the ungated mirror is used for {dest}" if has_mirror else "")
-            )
-            blocked.append((repo, has_mirror))
-        except Exception as exc:
-            details.append(f"{repo}: could not check ({exc.__class__.__name__})")
+    facts["user"] = user
+    details, blocked = _gated_access(ctx, hub, manifest)
     facts["gated_access"] = details
-    summary = f"token from {token.source} is valid (user {name})"
-    if any(not mirror for _repo, mirror in blocked):
-        repo = next(r for r, mirror in blocked if not mirror)
+    summary = f"token from {token.source} is valid (user {user})"
+    hard = [b for b in blocked if not b[1]]
+    if hard:
+        source = hard[0][0]
         return fail(
             "token",
-            summary + f", but it cannot read {repo}",
-            f"accept the licence at https://huggingface.co/{repo} with that account",
+            summary + f", but it cannot read {source.repo}",
+            f"accept the licence at {source.page} with that account",
             details,
             **facts,
         )
     if blocked:
-        repo = blocked[0][0]
+        source = blocked[0][0]
         return warn(
             "token",
-            summary + f"; {repo} is gated for it (a mirror serves the file)",
-            f"accept the licence at https://huggingface.co/{repo} to use the original",
+            summary + f"; {source.repo} is gated for it (a mirror serves the file)",
+            f"accept the licence at {source.page} to use the original",
             details,
             **facts,
         )
@@ -108,20 +93,14 @@ def _online(ctx: DoctorContext, token: TokenInfo, manifest: Manifest | None) -> 
 
 def check_token(ctx: DoctorContext) -> CheckResult:
     token = find_token(ctx.env)
-    manifest = ctx.manifest if hasattr(ctx.manifest, "files") else None
-    wrong_name = not token.value and bool(ctx.env.get("HUGGINGFACE_TOKEN"))
-    if wrong_name:
-        return warn(
-            "token",
-            "HUGGINGFACE_TOKEN is set, but huggingface_hub does not read that name",
-            'export HF_TOKEN="$HUGGINGFACE_TOKEN"',
-            present=False,
-            source=None,
-        )
+    manifest = ctx.manifest if isinstance(ctx.manifest, Manifest) else None
+    notes = list(token.warnings)
+    if token.source == "HUGGINGFACE_TOKEN":
+        notes.append("fluxops reads HUGGINGFACE_TOKEN, but huggingface_hub and the hf CLI do not")
     if not token.value:
         scan = ctx.models
         missing = {f.id for f in scan.files if f.state in ("missing", "wrong_size")} if scan else set()
-        needs = _gated_only(manifest, missing) if manifest else []  # type: ignore[arg-type]
+        needs = _gated_only(manifest, missing) if manifest else []
         if needs:
             return fail(
                 "token",
@@ -131,17 +110,15 @@ def check_token(ctx: DoctorContext) -> CheckResult:
                 source=None,
             )
         return ok(
-            "token",
-            "no Hugging Face token (none needed: every file has an ungated source)",
-            present=False,
-            source=None,
+            "token", "no Hugging Face token (none needed: every file has an ungated source)", present=False, source=None
         )
+    facts = {"present": True, "source": token.source, "token": token.shown, "online": False}
     if ctx.options.online:
-        return _online(ctx, token, manifest)  # type: ignore[arg-type]
-    return ok(
-        "token",
-        f"a token is set (from {token.source}); run with --online to check it",
-        present=True,
-        source=token.source,
-        online=False,
-    )
+        result = _online(ctx, token, manifest)
+    else:
+        result = ok("token", f"a token is set (from {token.source}); run with --online to check it", **facts)
+    if token.warnings and result.status is Status.OK:  # e.g. a .env others can read
+        warning = token.warnings[0]
+        fix = warning[warning.index("chmod") :] if "chmod" in warning else warning
+        return warn("token", f"{result.summary}; but {warning}", fix, [*result.details, *notes], **result.facts)
+    return replace(result, details=(*result.details, *notes))

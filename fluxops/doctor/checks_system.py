@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
+from fluxops.preflight import DISK_MARGIN
 from fluxops.units import GIB, gib
 
 RUNTIME_RAM = 2 * GIB  # Python, torch and ComfyUI themselves
@@ -99,12 +100,12 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
         details.append(
             f"models: {gib(free)} free at {where[0] if where else scan.models_dir}, {gib(needed)} still to download"
         )
-        if free < needed:
+        if needed and free < needed + DISK_MARGIN:  # the same test `fluxops setup` makes before downloading
             problems.append(
                 (
                     "fail",
                     f"{gib(needed)} still to download but only {gib(free)} free for the models",
-                    f"free {gib(needed - free)} at {scan.models_dir}, or point --models-dir elsewhere",
+                    f"free {gib(needed + DISK_MARGIN - free)} at {scan.models_dir}, or point --models-dir elsewhere",
                 )
             )
     out = _free_at(ctx.settings.output_dir)

@@ -2,7 +2,8 @@
 
 Doctor stays fast and read-only: it never hashes. A file whose cached `fluxops verify` verdict still holds
 (same path, size, mtime, inode, device and expected sha256) is ok; a present file without one is
-"unverified" (run `fluxops verify`); the rest is missing or the wrong size.
+"unverified" (run `fluxops verify`); the rest is missing or the wrong size. Bytes an interrupted
+`fluxops setup` already holds in `<models>/.fluxops-partial/` do not count as still to download.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fluxops.errors import FluxopsError
 from fluxops.hashing import FileKey, VerifyCache
 from fluxops.layout import SearchPath, extra_yamls_for, search_paths
 from fluxops.manifest import Manifest, ModelSpec
+from fluxops.partial import resume_point
 from fluxops.settings import Settings
 
 
@@ -26,10 +28,11 @@ class ModelFile:
     expected_size: int
     actual_size: int | None = None
     verified_at: float | None = None
+    partial_bytes: int = 0  # already fetched by an interrupted `fluxops setup` (it resumes from there)
 
     @property
     def bytes_to_download(self) -> int:
-        return 0 if self.state in ("ok", "unverified") else self.expected_size
+        return 0 if self.state in ("ok", "unverified") else self.expected_size - self.partial_bytes
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def _places(spec: ModelSpec, paths: list[SearchPath], models_dir: Path) -> list[
     ]
 
 
-def _scan_one(spec: ModelSpec, places: list[Path], cache: VerifyCache) -> ModelFile:
+def _scan_one(spec: ModelSpec, places: list[Path], cache: VerifyCache, models_dir: Path) -> ModelFile:
     for path in places:
         try:
             st = path.stat()
@@ -74,12 +77,13 @@ def _scan_one(spec: ModelSpec, places: list[Path], cache: VerifyCache) -> ModelF
         verified = cache.lookup(FileKey.of(path, st), spec.sha256)
         state = "ok" if verified is not None else "unverified"
         return ModelFile(spec.id, spec.dest, state, str(path), spec.size, st.st_size, verified)
-    return ModelFile(spec.id, spec.dest, "missing", None, spec.size)
+    partial = resume_point(models_dir, spec.sha256, spec.size)
+    return ModelFile(spec.id, spec.dest, "missing", None, spec.size, partial_bytes=partial)
 
 
 def scan_models(manifest: Manifest, settings: Settings) -> ModelScan:
     models_dir = settings.require_models_dir()
     cache = VerifyCache(settings.cache_dir / "verify.json")
     paths, error = _search_paths(settings, models_dir)
-    files = tuple(_scan_one(spec, _places(spec, paths, models_dir), cache) for spec in manifest.files)
+    files = tuple(_scan_one(spec, _places(spec, paths, models_dir), cache, models_dir) for spec in manifest.files)
     return ModelScan(models_dir, files, error)

@@ -88,21 +88,28 @@ def test_token_needed_for_a_gated_only_file(make_settings, tmp_path):
     assert token.status is Status.FAIL and "HF_TOKEN" in token.fix
 
 
-def test_wrong_variable_name(make_settings, monkeypatch):
+def test_huggingface_token_name_is_read_like_setup_does(make_settings, monkeypatch):
     monkeypatch.setenv("HUGGINGFACE_TOKEN", TOKEN)
     token = run(make_settings(), "token")["token"]
-    assert token.status is Status.WARN and token.fix == 'export HF_TOKEN="$HUGGINGFACE_TOKEN"'
+    assert token.status is Status.OK and token.facts["source"] == "HUGGINGFACE_TOKEN"
+    assert any("huggingface_hub and the hf CLI do not" in line for line in token.details)
+
+
+def test_token_in_a_world_readable_dotenv_warns(make_settings, tmp_path):
+    dotenv = tmp_path / "work" / ".env"  # the cwd of the isolated fixture
+    dotenv.write_text(f"HF_TOKEN={TOKEN}\n", encoding="utf-8")
+    dotenv.chmod(0o644)
+    token = run(make_settings(), "token")["token"]
+    assert token.status is Status.WARN and token.facts["source"] == ".env (HF_TOKEN)"
+    assert token.fix == f"chmod 600 {dotenv}"
 
 
 def test_token_present_offline_is_not_contacted(make_settings, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: any contact would fail
     token = run(make_settings(), "token")["token"]
-    assert token.status is Status.OK and token.facts == {
-        "present": True,
-        "source": "HF_TOKEN",
-        "online": False,
-    }
+    assert token.status is Status.OK
+    assert token.facts == {"present": True, "source": "HF_TOKEN", "token": "hf_...cdef", "online": False}
     assert TOKEN not in token.summary
 
 
@@ -140,3 +147,19 @@ def test_online_gated_repo_without_a_mirror_fails(make_settings, monkeypatch, tm
         gated_only=True,
     )
     assert token.status is Status.FAIL and "accept the licence" in token.fix
+
+
+def test_an_interrupted_download_counts_what_it_already_holds(make_settings, tmp_path):
+    import json
+
+    from fluxops.partial import PartPaths, RangeSet
+
+    paths = _models(tmp_path, skip=("t5xxl",))
+    spec = load_manifest(paths["manifest"]).by_id("t5xxl")
+    part = PartPaths.for_sha(paths["models_dir"], spec.sha256)
+    part.part.parent.mkdir(parents=True)
+    part.part.write_bytes(b"\0" * 100)
+    done = RangeSet([(0, 100)]).as_list()
+    part.state.write_text(json.dumps({"version": 1, "size": spec.size, "done": done}), encoding="utf-8")
+    disk = run(make_settings(**paths), "system.disk")["system.disk"]
+    assert disk.facts["bytes_to_download"] == spec.size - 100

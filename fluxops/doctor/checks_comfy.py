@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fluxops.doctor.comfy_server import object_info
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.errors import FluxopsError
@@ -163,6 +162,8 @@ def check_nodes(ctx: DoctorContext) -> CheckResult:
             "no ComfyUI server answers: nothing to ask for its nodes",
             "start one with `fluxops comfy start`, then run `fluxops doctor comfyui.nodes`",
         )
+    from fluxops.doctor.comfy_server import object_info  # requests + the client: only when a server answers
+
     info = object_info(probe.base_url)
     if isinstance(info, FluxopsError):
         return fail(

@@ -7,7 +7,7 @@ from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.gpu import GpuDevice, GpuProcess
 from fluxops.units import gib
-from fluxops.vram import compute_budget, model_weights
+from fluxops.vram import compute_budget
 
 HOT_C = 85
 # The desktop's own GPU clients: they hold a little VRAM on a GPU that drives a display and cannot be closed.
@@ -196,24 +196,15 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
     chosen = ctx.selection.chosen
     if chosen is None:
         return skip("gpu.vram_budget", "no GPU for ComfyUI (see gpu.devices)")
-    manifest = ctx.manifest
-    if not hasattr(manifest, "files"):
+    budget = ctx.budget
+    if budget is None:
         return skip("gpu.vram_budget", "no manifest to budget (see models)")
-    scan = ctx.models
-    weights = model_weights(manifest, scan.found_paths() if scan is not None else {})  # type: ignore[arg-type]
+    weights = budget.weights
     ours = _ours(ctx)
     others_bytes = sum(  # what closing the other programs (not the desktop) would free
         p.used_bytes or 0 for p in chosen.processes if p.pid != ours and (p.name or "") not in DESKTOP_PROCESSES
     )
     display = bool(chosen.display_active) or any(p.kind == "graphics" for p in chosen.processes)
-    budget = compute_budget(
-        weights,
-        chosen.memory_free,
-        chosen.memory_total,
-        ctx.options.width,
-        ctx.options.height,
-        drives_display=display,
-    )
     stages = budget.stage_bytes
     details = [
         f"text encoders {gib(stages['text_encode'])} · diffusion model + LoRA + working memory "
@@ -230,7 +221,7 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
         return ok("gpu.vram_budget", f"the workflow fits at {size} ({keep})", details, **facts)
     freed = compute_budget(
         weights,
-        chosen.memory_free + others_bytes,
+        budget.free_bytes + others_bytes,
         chosen.memory_total,
         budget.width,
         budget.height,

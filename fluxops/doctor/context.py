@@ -17,6 +17,7 @@ from fluxops.gpu import GpuProbe, probe_gpus
 from fluxops.manifest import Manifest, load_manifest
 from fluxops.settings import Settings
 from fluxops.torchprobe import TorchInfo, probe_torch
+from fluxops.vram import Budget
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,28 @@ class DoctorContext:
             return scan_models(manifest, self.settings)
         except FluxopsError:  # models dir is not a directory: check_models reports it
             return None
+
+    @functools.cached_property
+    def budget(self) -> Budget | None:
+        """The VRAM budget on ComfyUI's GPU; the ComfyUI fluxops started counts as free (it is the workload)."""
+        from fluxops.vram import compute_budget, model_weights
+
+        chosen, manifest = self.selection.chosen, self.manifest
+        if chosen is None or isinstance(manifest, FluxopsError):
+            return None
+        scan = self.models
+        weights = model_weights(manifest, scan.found_paths() if scan is not None else {})
+        record = self.server.record
+        ours = sum(p.used_bytes or 0 for p in chosen.processes if record is not None and p.pid == record.pid)
+        display = bool(chosen.display_active) or any(p.kind == "graphics" for p in chosen.processes)
+        return compute_budget(
+            weights,
+            chosen.memory_free + ours,
+            chosen.memory_total,
+            self.options.width,
+            self.options.height,
+            drives_display=display,
+        )
 
     @functools.cached_property
     def comfy_python(self) -> tuple[Path | None, str]:

@@ -167,3 +167,46 @@ def test_comfyui_venv_is_found_beside_the_install(fake_nvml, make_settings, tmp_
     assert exe == comfy / "venv" / "bin" / "python"
     torch = run(make_settings(comfyui_dir=comfy), "torch.cuda")["torch.cuda"]
     assert torch.status is Status.OK and torch.facts["python_source"] == "venv"
+
+
+def test_memory_flags_for_comfy_start(fake_nvml, make_settings, real_models):
+    from fluxops.doctor import memory_flags
+
+    fake_nvml("rtx3090_browser")
+    settings = make_settings(**real_models)
+    assert memory_flags(settings, {}) == []
+    assert memory_flags(settings, {}, width=2560, height=2560) == ["--lowvram", "--reserve-vram", "1"]
+
+
+def test_the_comfyui_fluxops_started_is_not_another_program(
+    fake_nvml, make_settings, real_models, tmp_path, monkeypatch
+):
+    import json
+
+    import psutil
+
+    from tests.doctor.conftest import scenario_path
+
+    fake_nvml("two_gpus")
+    scenario = json.loads(Path(scenario_path("two_gpus")).read_text(encoding="utf-8"))
+    scenario["devices"][0]["compute_processes"][0]["pid"] = os.getpid()  # "ComfyUI" holds 43.5 GiB on GPU 0
+    path = tmp_path / "ours.json"
+    path.write_text(json.dumps(scenario), encoding="utf-8")
+    monkeypatch.setenv("FAKE_NVML_SCENARIO", str(path))
+    settings = make_settings(**real_models)
+    record = {
+        "pid": os.getpid(),
+        "create_time": psutil.Process().create_time(),
+        "host": "127.0.0.1",
+        "port": settings.port,
+        "command": ["python", "main.py"],
+        "comfyui_dir": "/srv/ComfyUI",
+        "log_path": "/tmp/comfy.log",
+        "started_at": "2026-11-26T07:00:00Z",
+    }
+    (settings.state_dir / "comfy").mkdir(parents=True)
+    (settings.state_dir / "comfy" / "server.json").write_text(json.dumps(record), encoding="utf-8")
+    got = run(settings, "gpu.processes", "gpu.vram_budget")
+    assert got["gpu.processes"].status is Status.OK
+    assert got["gpu.processes"].facts["fluxops_comfyui_pid"] == os.getpid()
+    assert got["gpu.vram_budget"].facts["verdict"] == "fits"  # its VRAM is the workload's, not a competitor's

@@ -337,7 +337,7 @@ def check_torch(ctx: DoctorContext) -> CheckResult:
     if ctx.gpu.devices and built is None:
         return fail(
             "torch.cuda",
-            f"torch {info.torch} is a CPU-only build on a machine with an NVIDIA GPU",
+            f"torch {info.torch} is a {'ROCm (AMD)' if info.hip else 'CPU-only'} build on a machine with an NVIDIA GPU",
             pip,
             lines,
             **facts,

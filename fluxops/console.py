@@ -146,6 +146,18 @@ class Output:
 
             yield set_total, advance
 
+    @contextmanager
+    def transfer_bars(self) -> Iterator[TransferBars]:
+        """One bar per item plus a total (bytes, speed, ETA) on a terminal; a silent stand-in otherwise."""
+        if not self.interactive:
+            yield TransferBars(None)
+            return
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                      TransferSpeedColumn(), TimeRemainingColumn(), console=self.err, transient=False) as bar:
+            yield TransferBars(bar)
 
     @contextmanager
     def step_progress(self, description: str) -> Iterator[Callable[..., None]]:
@@ -173,4 +185,31 @@ class Output:
 
             yield update
 
-__all__ = ["STYLES", "Output", "Text", "envelope", "escape", "human_bytes"]
+
+class TransferBars:
+    """Thread-safe handle on several byte bars and their total (``progress`` None: does nothing)."""
+
+    def __init__(self, progress: Any):
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._tasks: dict[str, Any] = {}
+        self._total_bytes = 0
+        self._total = progress.add_task("total", total=0) if progress is not None else None
+
+    def add(self, key: str, description: str, total: int, completed: int = 0) -> None:
+        if self._progress is None:
+            return
+        with self._lock:
+            self._tasks[key] = self._progress.add_task(escape(description), total=total, completed=completed)
+            self._total_bytes += total
+            self._progress.update(self._total, total=self._total_bytes, advance=completed)
+
+    def advance(self, key: str, n: int) -> None:
+        if self._progress is None or key not in self._tasks:
+            return
+        with self._lock:
+            self._progress.advance(self._tasks[key], n)
+            self._progress.advance(self._total, n)
+
+
+__all__ = ["STYLES", "Output", "Text", "TransferBars", "envelope", "escape", "human_bytes"]

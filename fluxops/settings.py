@@ -69,6 +69,17 @@ def _positive(value: Any) -> int:
     return number
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false (1/0, yes/no, on/off)")
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a non-empty string")
@@ -103,6 +114,9 @@ SPECS: dict[str, Spec] = {
     "hf_endpoint": Spec("HF_ENDPOINT", _str, lambda s: "https://huggingface.co", "the Hugging Face Hub"),
     "jobs": Spec("FLUXOPS_JOBS", _positive, lambda s: 3, "files downloaded or hashed at once"),
     "connections": Spec("FLUXOPS_CONNECTIONS", _positive, lambda s: 8, "HTTP connections per download"),
+    "segment_size": Spec("FLUXOPS_SEGMENT_SIZE", _positive, lambda s: 32 * 1024 * 1024,
+                         "bytes per download segment (one ranged request each)"),
+    "hf_offline": Spec("HF_HUB_OFFLINE", _bool, lambda s: False, "no network calls to the Hub"),
 }
 
 
@@ -119,6 +133,8 @@ class Settings:
     hf_endpoint: str
     jobs: int
     connections: int
+    segment_size: int = 32 * 1024 * 1024
+    hf_offline: bool = False
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

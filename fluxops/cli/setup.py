@@ -1,0 +1,129 @@
+"""`fluxops setup`: download, verify and place the manifest's files (resumable; see docs/setup.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fluxops.cli.app import app, build_settings, guarded
+from fluxops.cli.options import ComfyDirOpt, JobsOpt, JsonOpt, ManifestOpt, ModelsDirOpt
+from fluxops.console import Output, Text, TransferBars, human_bytes
+from fluxops.errors import ExitCode
+
+if TYPE_CHECKING:
+    from fluxops.provision import FileOutcome, SetupReport
+
+_ACTION_STYLE = {"present": "green", "placed": "green", "download": "cyan", "corrupt": "red", "failed": "red"}
+
+
+def _events(out: Output, bars: TransferBars):  # type: ignore[no-untyped-def]
+    from fluxops.provision import SetupEvents
+
+    class CliEvents(SetupEvents):
+        def note(self, text: str) -> None:
+            out.note(text)
+
+        def started(self, file_id: str, total: int, done: int) -> None:
+            bars.add(file_id, file_id, total, done)
+            resume = f", resuming at {human_bytes(done)}" if done else ""
+            out.event(f"{file_id}: downloading {human_bytes(total - done)}{resume}")
+
+        def advance(self, file_id: str, n: int) -> None:
+            bars.advance(file_id, n)
+
+        def finished(self, outcome: FileOutcome) -> None:
+            if outcome.action == "placed":
+                out.event(f"{outcome.id}: placed {outcome.dest} ({human_bytes(outcome.fetched)} fetched in "
+                          f"{outcome.seconds:.1f} s)")
+            elif outcome.error is not None:
+                out.event(f"{outcome.id}: failed: {outcome.error.message}")
+
+    return CliEvents()
+
+
+def _render(out: Output, report: SetupReport) -> None:
+    rows = []
+    for f in report.files:
+        action = Text(f.action, style=_ACTION_STYLE.get(f.action, ""))
+        if report.dry_run:
+            rows.append([action, f.dest, f.state, f.source or "-", human_bytes(f.to_fetch),
+                         human_bytes(f.resume_from) if f.resume_from else "-"])
+        else:
+            rows.append([action, f.dest, f.source or "-", human_bytes(f.fetched) if f.fetched else "-"])
+    if report.dry_run:
+        out.table(["plan", "file", "state", "source", "to fetch", "resume at"], rows, title="dry run: nothing "
+                  "is changed")
+        free = human_bytes(report.free_bytes) if report.free_bytes is not None else "-"
+        out.line(f"total to fetch: {human_bytes(report.to_fetch)}; free at {report.models_dir}: {free}")
+    else:
+        out.table(["result", "file", "source", "fetched"], rows, title=f"models in {report.models_dir}")
+        out.line("all files present and verified" if report.ok else "some files are not in place",
+                 style="green" if report.ok else "red")
+
+
+def _prune(out: Output, manifest_path: Path, root: Path) -> None:
+    from fluxops.manifest import load_manifest
+    from fluxops.provision import prune
+
+    removed = prune(load_manifest(manifest_path), root)
+    out.emit({"removed": [{"path": str(p), "bytes": n} for p, n in removed]})
+    for path, size in removed:
+        out.line(f"removed {path} ({human_bytes(size)})")
+    out.line(f"{len(removed)} partial file(s) removed, {human_bytes(sum(n for _, n in removed))} freed")
+
+
+@app.command()
+def setup(
+    ctx: typer.Context,
+    models_dir: ModelsDirOpt = None,
+    comfyui_dir: ComfyDirOpt = None,
+    manifest: ManifestOpt = None,
+    jobs: JobsOpt = None,
+    connections: Annotated[int | None, typer.Option(
+        "--connections", min=1, help="HTTP connections per file, also the cap across files (env "
+        "FLUXOPS_CONNECTIONS; default 8).")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Hugging Face token (prefer HF_TOKEN: a command line is visible to other users).",
+        show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Replace corrupt files (moved aside until the new "
+                                         "copy verifies).")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail at once if another setup holds the "
+                                          "models dir.")] = False,
+    prune_partials: Annotated[bool, typer.Option("--prune-partials", help="Remove partial downloads no "
+                                                 "manifest entry needs, then stop.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Download the manifest's files from Hugging Face: resumable, sha256-verified, placed for ComfyUI."""
+    out = Output("setup", json_mode=json_out)
+    with guarded(out):
+        from fluxops.manifest import load_manifest
+        from fluxops.provision import SetupOptions, run_setup
+        from fluxops.tokens import resolve_token
+
+        settings = build_settings(ctx, models_dir=models_dir, comfyui_dir=comfyui_dir, manifest=manifest,
+                                  jobs=jobs, connections=connections)
+        root = settings.require_models_dir()
+        if prune_partials:
+            _prune(out, settings.manifest, root)
+            return
+        spec = load_manifest(settings.manifest)
+        resolved = resolve_token(token, os.environ, Path.cwd())
+        for warning in resolved.warnings:
+            out.warn(warning)
+        if resolved.value:
+            out.note(f"token {resolved.shown} from {resolved.source}")
+        options = SetupOptions(dry_run=dry_run, repair=repair, wait=not no_wait)
+        with out.transfer_bars() as bars:
+            report = run_setup(settings, spec, resolved, options, _events(out, bars))
+        out.emit(report.to_dict(), ok=report.ok)
+        _render(out, report)
+        problems = [f for f in report.files if f.error is not None]
+        for f in problems:
+            assert f.error is not None
+            out.error(f.error)
+        if not report.ok:
+            raise typer.Exit(ExitCode.FAILURE)

@@ -1,0 +1,145 @@
+"""Partial downloads on disk: `<models>/.fluxops-partial/<sha256>.part` and its resume state.
+
+The state file (`<sha256>.state.json`, next to the part) records which byte ranges of the part are written
+and flushed to disk. It is only rewritten after an fdatasync of the part, so after a kill -9 or a reboot
+every range it lists holds the bytes that arrived; a killed run loses at most what arrived since the last
+checkpoint. Ranges, not segment numbers, are stored, so a changed segment size still resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from fluxops.hashing import write_atomic
+from fluxops.verify import PARTIAL_DIR
+
+STATE_VERSION = 1
+PART_SUFFIX = ".part"
+STATE_SUFFIX = ".state.json"
+
+
+class RangeSet:
+    """Sorted, merged half-open byte ranges [start, end)."""
+
+    def __init__(self, ranges: list[tuple[int, int]] | None = None):
+        self._ranges: list[tuple[int, int]] = []
+        for start, end in ranges or []:
+            self.add(start, end)
+
+    def add(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        merged: list[tuple[int, int]] = []
+        for a, b in self._ranges:
+            if b < start or a > end:
+                merged.append((a, b))
+            else:
+                start, end = min(a, start), max(b, end)
+        merged.append((start, end))
+        merged.sort()
+        self._ranges = merged
+
+    @property
+    def covered(self) -> int:
+        return sum(b - a for a, b in self._ranges)
+
+    def prefix_end(self) -> int:
+        """Where the contiguous run from byte 0 ends."""
+        return self._ranges[0][1] if self._ranges and self._ranges[0][0] == 0 else 0
+
+    def missing(self, size: int) -> list[tuple[int, int]]:
+        gaps, pos = [], 0
+        for a, b in self._ranges:
+            if a > pos:
+                gaps.append((pos, min(a, size)))
+            pos = max(pos, b)
+        if pos < size:
+            gaps.append((pos, size))
+        return [(a, b) for a, b in gaps if b > a]
+
+    def copy(self) -> RangeSet:
+        clone = RangeSet()
+        clone._ranges = list(self._ranges)
+        return clone
+
+    def as_list(self) -> list[list[int]]:
+        return [[a, b] for a, b in self._ranges]
+
+
+@dataclass(frozen=True)
+class PartPaths:
+    part: Path
+    state: Path
+
+    @classmethod
+    def for_sha(cls, models_dir: Path, sha256: str) -> PartPaths:
+        root = models_dir / PARTIAL_DIR
+        return cls(root / f"{sha256}{PART_SUFFIX}", root / f"{sha256}{STATE_SUFFIX}")
+
+
+def load_done(paths: PartPaths, size: int) -> RangeSet:
+    """The ranges a previous run recorded as flushed; empty when there is no usable state."""
+    try:
+        data = json.loads(paths.state.read_text(encoding="utf-8"))
+        part_size = paths.part.stat().st_size
+    except (OSError, ValueError):
+        return RangeSet()
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION or data.get("size") != size:
+        return RangeSet()
+    ranges = [(int(a), int(b)) for a, b in data.get("done", []) if 0 <= int(a) < int(b) <= min(size, part_size)]
+    return RangeSet(ranges)
+
+
+def resume_point(models_dir: Path, sha256: str, size: int) -> int:
+    """Bytes already on disk for this file (what a resume will not fetch again)."""
+    return load_done(PartPaths.for_sha(models_dir, sha256), size).covered
+
+
+class Checkpointer:
+    """Makes written ranges durable: fdatasync the part, then atomically rewrite the state file."""
+
+    def __init__(self, paths: PartPaths, fd: int, size: int, done: RangeSet):
+        self.paths, self.fd, self.size = paths, fd, size
+        self._lock = threading.Lock()
+        self._durable = done.copy()
+
+    def save(self, written: RangeSet) -> None:
+        """``written`` is a snapshot taken before this call: every range in it is on its way to the disk."""
+        with self._lock:
+            sync = getattr(os, "fdatasync", os.fsync)  # fdatasync: no need to flush the mtime
+            sync(self.fd)
+            data = {"version": STATE_VERSION, "size": self.size, "done": written.as_list()}
+            write_atomic(self.paths.state, json.dumps(data).encode())
+            self._durable = written
+
+    @property
+    def durable_bytes(self) -> int:
+        return self._durable.covered
+
+
+def discard(paths: PartPaths) -> None:
+    for path in (paths.part, paths.state):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def prune_partials(models_dir: Path, keep_sha256: set[str]) -> list[tuple[Path, int]]:
+    """Remove partial files (and their state) that no manifest entry needs. Returns (path, bytes) removed."""
+    root = models_dir / PARTIAL_DIR
+    removed: list[tuple[Path, int]] = []
+    if not root.is_dir():
+        return removed
+    for path in sorted(root.iterdir()):
+        name = path.name
+        sha = name.split(".", 1)[0]
+        if not (name.endswith(PART_SUFFIX) or name.endswith(STATE_SUFFIX)) or sha in keep_sha256:
+            continue
+        size = path.stat().st_size
+        path.unlink()
+        removed.append((path, size))
+    return removed

@@ -1,0 +1,317 @@
+"""One file, several connections: fixed-size segments from a shared queue, written in place, hashed in order.
+
+- The partial file is sized up front; each connection takes the next segment from the queue, asks for it
+  with one Range request and writes what arrives at its offset (os.pwrite), so segments never wait on each
+  other.
+- A checkpoint thread makes progress durable: after at most CHECKPOINT_BYTES new bytes or
+  CHECKPOINT_SECONDS, it fdatasyncs the part and rewrites the state file (partial.py). A killed run loses
+  only what arrived since.
+- A hasher thread follows the contiguous written prefix and feeds sha256 (and blake3) from the page cache,
+  so the digest is ready moments after the last byte; on resume it re-hashes the kept prefix once.
+- Adaptive: a 429 or repeated errors halve the connections in use; an expired CDN URL is resolved again;
+  a server that ignores Range turns the download into one stream from byte 0.
+Memory: about connections x READ_CHUNK + HASH_CHUNK, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from fluxops.download import READ_ERRORS, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
+from fluxops.errors import FluxopsError
+from fluxops.partial import Checkpointer, PartPaths, RangeSet, discard, load_done
+
+READ_CHUNK = 1024 * 1024
+HASH_CHUNK = 8 * 1024 * 1024
+CHECKPOINT_BYTES = 8 * 1024 * 1024
+CHECKPOINT_SECONDS = 0.5
+MAX_ATTEMPTS = 8  # consecutive failures of one segment without a byte of progress
+MAX_REFRESHES = 5
+ERRORS_BEFORE_SLOWDOWN = 3
+
+
+@dataclass
+class _Cursor:
+    pos: int
+    end: int
+
+
+class DownloadStopped(Exception):
+    """The shared stop event was set (Ctrl-C): progress is checkpointed, the part is kept."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    sha256: str
+    blake3: str | None
+    fetched_bytes: int  # bytes that came over the network in this run
+    resumed_from: int  # bytes already on disk when this run began
+    connections: int  # connections in use at the end (fewer after 429s)
+    single_stream: bool  # the server ignored Range
+
+
+class SegmentedDownload:
+    def __init__(self, *, paths: PartPaths, size: int, sha256: str, source: ByteSource, connections: int,
+                 segment_size: int, permits: threading.Semaphore, stop: threading.Event,
+                 on_bytes: Callable[[int], None] = lambda n: None, with_blake3: bool = True,
+                 on_note: Callable[[str], None] = lambda text: None):
+        self.paths, self.size, self.sha256, self.source = paths, size, sha256, source
+        self.segment_size, self.permits, self.stop = max(1, segment_size), permits, stop
+        self.on_bytes, self.on_note, self.with_blake3 = on_bytes, on_note, with_blake3
+        self.allowed = max(1, connections)
+        self._lock = threading.Condition()
+        self._queue: collections.deque[tuple[int, int]] = collections.deque()
+        self._written = RangeSet()
+        self._abort = threading.Event()
+        self._error: BaseException | None = None
+        self._fetched = 0
+        self._since_checkpoint = 0
+        self._checkpoint_due = threading.Event()
+        self._consecutive_errors = 0
+        self._single_stream = False
+        self._fd = -1
+        self._workers: list[threading.Thread] = []
+
+    # -- public ------------------------------------------------------------------------------------------
+    @property
+    def fetched_bytes(self) -> int:
+        return self._fetched
+
+    def run(self) -> Fetched:
+        self.paths.part.parent.mkdir(parents=True, exist_ok=True)
+        done = load_done(self.paths, self.size) if self.paths.part.exists() else RangeSet()
+        resumed_from = done.covered
+        self._written = done.copy()
+        for start, end in done.missing(self.size):
+            for seg_start in range(start, end, self.segment_size):
+                self._queue.append((seg_start, min(end, seg_start + self.segment_size)))
+        self._fd = os.open(self.paths.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            os.ftruncate(self._fd, self.size)
+            checkpointer = Checkpointer(self.paths, self._fd, self.size, done)
+            if not resumed_from:
+                checkpointer.save(self._written.copy())
+            digests = self._run_threads(checkpointer)
+        finally:
+            os.close(self._fd)
+        if digests[0] != self.sha256:
+            discard(self.paths)  # wrong bytes are worth nothing: the next run starts clean
+            raise FluxopsError("download.hash_mismatch", f"{host_of(self.source.url)} served bytes with sha256 "
+                               f"{digests[0]}, expected {self.sha256}; nothing was placed")
+        return Fetched(digests[0], digests[1], self._fetched, resumed_from, self.allowed, self._single_stream)
+
+    # -- threads ----------------------------------------------------------------------------------------
+    def _run_threads(self, checkpointer: Checkpointer) -> tuple[str, str | None]:
+        self._workers = workers = [threading.Thread(target=self._guard, args=(self._worker, i), daemon=True,
+                                    name=f"fluxops-seg-{i}") for i in range(min(self.allowed, len(self._queue)))]
+        digest: list[tuple[str, str | None]] = []
+        hasher = threading.Thread(target=self._guard, args=(self._hash_loop, digest), daemon=True)
+        ticker = threading.Thread(target=self._checkpoint_loop, args=(checkpointer,), daemon=True)
+        for thread in (*workers, hasher, ticker):
+            thread.start()
+        for thread in (*workers, hasher):
+            thread.join()
+        self._checkpoint_due.set()
+        self._abort.set()  # ends the ticker
+        ticker.join()
+        if self._error is not None or self.stop.is_set() or not digest:
+            checkpointer.save(self._snapshot())
+            if self._error is not None:
+                raise self._error
+            raise DownloadStopped(f"{checkpointer.durable_bytes} bytes kept")
+        os.fsync(self._fd)
+        return digest[0]
+
+    def _guard(self, fn: Callable[..., None], arg: object) -> None:
+        try:
+            fn(arg)
+        except BaseException as exc:  # handed to the caller's thread by _run_threads
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+                self._lock.notify_all()
+            self._abort.set()
+
+    def _halted(self) -> bool:
+        return self.stop.is_set() or self._abort.is_set()
+
+    def _snapshot(self) -> RangeSet:
+        with self._lock:
+            return self._written.copy()
+
+    def _checkpoint_loop(self, checkpointer: Checkpointer) -> None:
+        last = -1
+        while not self._abort.is_set():
+            self._checkpoint_due.wait(CHECKPOINT_SECONDS)
+            self._checkpoint_due.clear()
+            snapshot = self._snapshot()
+            if snapshot.covered != last and snapshot.covered < self.size:
+                with contextlib.suppress(OSError):  # a failed checkpoint only costs resume precision
+                    checkpointer.save(snapshot)
+                last = snapshot.covered
+
+    def _take(self, index: int) -> tuple[int, int] | None:
+        with self._lock:
+            if index >= self.allowed or not self._queue or self._halted():
+                return None
+            return self._queue.popleft()
+
+    def _give_back(self, start: int, end: int) -> None:
+        if end > start:
+            with self._lock:
+                self._queue.appendleft((start, end))
+
+    def _worker(self, index: int) -> None:
+        session = requests.Session()
+        try:
+            while (segment := self._take(index)) is not None:
+                with self.permits:
+                    self._fetch_segment(session, *segment)
+        finally:
+            session.close()
+
+    def _record(self, start: int, n: int) -> None:
+        with self._lock:
+            self._written.add(start, start + n)
+            self._fetched += n
+            self._since_checkpoint += n
+            if self._since_checkpoint >= CHECKPOINT_BYTES:
+                self._since_checkpoint = 0
+                self._checkpoint_due.set()
+            self._lock.notify_all()
+        self.on_bytes(n)
+
+    def _fetch_segment(self, session: requests.Session, start: int, end: int) -> None:
+        cursor = _Cursor(start, end)
+        attempts, refreshes = 0, 0
+        while cursor.pos < end:
+            if self._single_stream:
+                return  # the single stream rewrites everything from byte 0
+            if self._halted():
+                self._give_back(cursor.pos, end)
+                return
+            before = cursor.pos
+            try:
+                opened = self.source.open(session, cursor.pos, end, self.size)
+                if not opened.ranged and not (cursor.pos == 0 and end == self.size):
+                    self._become_single_stream(session, opened.response)
+                    return
+                self._stream(opened.response, cursor)
+                with self._lock:
+                    self._consecutive_errors = 0
+            except ExpiredUrl as exc:
+                refreshes += 1
+                if refreshes > MAX_REFRESHES:
+                    raise FluxopsError("download.failed", f"{host_of(str(exc))} keeps refusing the download "
+                                       "URL, even freshly resolved") from exc
+                self.on_note(f"download URL refused by {host_of(str(exc))}; resolving it again")
+                self.source.refresh(str(exc))
+            except (RetryableError, *READ_ERRORS) as exc:
+                attempts = 1 if cursor.pos > before else attempts + 1
+                self._on_failure(exc, attempts)
+                self.stop.wait(backoff_seconds(attempts, getattr(exc, "retry_after", None)))
+
+    def _on_failure(self, exc: BaseException, attempts: int) -> None:
+        if attempts > MAX_ATTEMPTS:
+            raise FluxopsError("download.failed", f"{host_of(self.source.url)}: {exc} "
+                               f"({MAX_ATTEMPTS} attempts in a row without progress)") from exc
+        with self._lock:
+            self._consecutive_errors += 1
+            slow_down = getattr(exc, "throttled", False) or self._consecutive_errors >= ERRORS_BEFORE_SLOWDOWN
+            if slow_down and self.allowed > 1:
+                self.allowed = max(1, self.allowed // 2)
+                self._consecutive_errors = 0
+                self.on_note(f"{exc}: down to {self.allowed} connection(s)")
+
+    def _stream(self, response: requests.Response, cursor: _Cursor, whole: bool = False) -> None:
+        """Write the body at its offset, advancing the cursor as bytes land (also when the read fails)."""
+        with contextlib.closing(response):
+            raw = response.raw
+            while cursor.pos < cursor.end:
+                if self._halted() or (self._single_stream and not whole):
+                    return
+                data = raw.read(min(READ_CHUNK, cursor.end - cursor.pos))
+                if not data:
+                    raise RetryableError(f"{host_of(response.url)}: connection closed at byte {cursor.pos}")
+                self._write(data, cursor.pos)
+                cursor.pos += len(data)
+
+    def _write(self, data: bytes, offset: int) -> None:
+        try:
+            written = os.pwrite(self._fd, data, offset)
+        except OSError as exc:
+            code = "setup.disk_full" if exc.errno == errno.ENOSPC else "download.write_failed"
+            raise FluxopsError(code, f"cannot write {self.paths.part}: {exc.strerror}") from exc
+        if written != len(data):  # pwrite on a regular file writes all or raises; checked anyway
+            raise FluxopsError("download.write_failed", f"short write to {self.paths.part}")
+        self._record(offset, written)
+
+    def _become_single_stream(self, session: requests.Session, response: requests.Response) -> None:
+        """The server ignored Range (200 with the whole file): one stream from byte 0 does it all."""
+        with self._lock:
+            first = not self._single_stream
+            self._single_stream = True  # other connections stop at their next chunk
+            self._queue.clear()
+            self.allowed = 1
+        if not first:
+            response.close()
+            return
+        self.on_note(f"{host_of(response.url)} ignores Range requests: one stream from the start")
+        attempts = 0
+        while True:
+            cursor = _Cursor(0, self.size)
+            try:
+                self._stream(response, cursor, whole=True)
+                return
+            except (RetryableError, *READ_ERRORS) as exc:
+                attempts = 1 if cursor.pos > 0 else attempts + 1
+                self._on_failure(exc, attempts)
+                if self.stop.wait(backoff_seconds(attempts, getattr(exc, "retry_after", None))):
+                    return
+                response = self._reopen_whole(session)
+
+    def _reopen_whole(self, session: requests.Session) -> requests.Response:
+        for _ in range(MAX_REFRESHES):
+            try:
+                return self.source.open(session, 0, self.size, self.size).response
+            except ExpiredUrl as exc:
+                self.source.refresh(str(exc))
+        raise FluxopsError("download.failed", f"{host_of(self.source.url)} keeps refusing the download URL")
+
+    def _hash_loop(self, out: list[tuple[str, str | None]]) -> None:
+        sha = hashlib.sha256()
+        b3 = None
+        if self.with_blake3:
+            import blake3
+
+            b3 = blake3.blake3()
+        pos = 0
+        while pos < self.size:
+            with self._lock:
+                while self._written.prefix_end() <= pos and not self._halted() and not self._workers_gone():
+                    self._lock.wait(0.5)
+                target = self._written.prefix_end()
+            if target <= pos:
+                return  # stopped, failed, or workers gone with a hole (their error is reported)
+            while pos < target:
+                data = os.pread(self._fd, min(HASH_CHUNK, target - pos), pos)
+                if not data:
+                    raise FluxopsError("download.write_failed", f"{self.paths.part} shrank while downloading")
+                sha.update(data)
+                if b3 is not None:
+                    b3.update(data)
+                pos += len(data)
+        out.append((sha.hexdigest(), b3.hexdigest() if b3 is not None else None))
+
+    def _workers_gone(self) -> bool:
+        return not any(t.is_alive() for t in self._workers)
+

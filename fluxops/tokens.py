@@ -1,0 +1,96 @@
+"""Which Hugging Face token to use, where it came from, and how to show it without revealing it.
+
+Order: --token, HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HUGGINGFACE_TOKEN (a name many users put in .env, which
+huggingface_hub ignores), a `.env` in the current directory (never overriding a variable already set), then
+huggingface_hub's stored login. The token value never appears in output: `redact` shows at most `hf_...abcd`.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN")
+DOTENV_NAME = ".env"
+
+
+@dataclass(frozen=True)
+class ResolvedToken:
+    value: str | None = field(repr=False)
+    source: str  # "--token", an env var name, ".env (HF_TOKEN)", "stored login", or "none"
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def shown(self) -> str:
+        return redact(self.value)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": self.source, "token": self.shown}
+
+
+def redact(token: str | None) -> str:
+    """`hf_...abcd`: enough to tell tokens apart, never enough to use one."""
+    if not token:
+        return "none"
+    prefix = "hf_" if token.startswith("hf_") else ""
+    tail = token[-4:] if len(token) >= 12 else ""
+    return f"{prefix}...{tail}"
+
+
+def scrub(text: str, token: str | None) -> str:
+    """Remove the token from a message that came from elsewhere (an exception, a server)."""
+    return text.replace(token, redact(token)) if token and len(token) >= 4 else text
+
+
+def _dotenv_warning(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (f"{path} holds a token and is readable by group or others "
+                f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}")
+    return None
+
+
+def _from_dotenv(cwd: Path) -> tuple[str | None, str, list[str]]:
+    path = cwd / DOTENV_NAME
+    if not path.is_file():
+        return None, "", []
+    from dotenv import dotenv_values  # python-dotenv parses quoting, export and comments like the shells do
+
+    values = dotenv_values(path)
+    for name in ENV_NAMES:
+        value = (values.get(name) or "").strip()
+        if value:
+            warning = _dotenv_warning(path)
+            return value, f".env ({name})", [warning] if warning else []
+    return None, "", []
+
+
+def _stored_login() -> str | None:
+    # Called only once every variable above is unset, so get_token() falls through to the stored login.
+    from huggingface_hub import get_token
+
+    try:
+        return get_token()
+    except OSError:
+        return None
+
+
+def resolve_token(flag: str | None, env: Mapping[str, str], cwd: Path) -> ResolvedToken:
+    if flag and flag.strip():
+        return ResolvedToken(flag.strip(), "--token")
+    for name in ENV_NAMES:
+        value = env.get(name, "").strip()
+        if value:
+            return ResolvedToken(value, name)
+    value, source, warnings = _from_dotenv(cwd)
+    if value:
+        return ResolvedToken(value, source, tuple(warnings))
+    stored = _stored_login()
+    if stored:
+        return ResolvedToken(stored, "stored login")
+    return ResolvedToken(None, "none")

@@ -1,0 +1,135 @@
+"""Network faults during `fluxops setup`: drops, kill -9, 503/429, Range ignored, wrong bytes, expired CDN URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+
+import pytest
+
+from tests.setup.conftest import SEGMENT, Scaled, spawn, wait_until
+from tests.setup.test_setup_basic import DESTS, assert_all_placed
+
+pytestmark = pytest.mark.network
+
+
+def test_dropped_connection_resumes_within_one_chunk(cli, scaled: Scaled) -> None:
+    scaled.hub.faults.drop_after = 100_000  # mid-segment
+    result = cli("setup", env=scaled.env())
+    assert result.returncode == 0, result.stderr
+    assert_all_placed(scaled)
+    assert scaled.hub.faults.drop_after is None  # the fault fired
+    assert scaled.hub.served.bytes <= scaled.total + SEGMENT  # only the read in flight was fetched twice
+
+
+def test_killed_half_way_the_rerun_fetches_only_what_is_missing(cli, scaled: Scaled) -> None:
+    scaled.hub.faults.rate = 400_000  # bytes/s per connection: slow enough to kill mid-way
+    proc = spawn(scaled, FLUXOPS_CONNECTIONS="2")
+    try:
+        wait_until(lambda: scaled.hub.served.bytes >= scaled.total * 0.6)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    first = scaled.hub.served.bytes
+    assert first < scaled.total  # really killed half-way
+    assert list((scaled.models / ".fluxops-partial").glob("*.state.json"))
+    scaled.hub.faults.rate = None
+    result = cli("setup", "--json", env=scaled.env())
+    assert result.returncode == 0, result.stderr
+    assert_all_placed(scaled)
+    rerun = scaled.hub.served.bytes - first
+    # Lost at most: each connection's read in flight and what arrived after the last checkpoint.
+    slack = 2 * SEGMENT + 2 * 400_000 // 2
+    assert rerun <= scaled.total - first + slack, (rerun, scaled.total - first)
+    files = json.loads(result.stdout)["data"]["files"]
+    assert any(f["resume_from"] > 0 for f in files)
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_server_busy_once_is_retried(cli, scaled: Scaled, status: int) -> None:
+    scaled.hub.faults.status_once = status
+    scaled.hub.faults.retry_after = "1"
+    result = cli("setup", env=scaled.env())
+    assert result.returncode == 0, result.stderr
+    assert scaled.hub.faults.status_once is None
+    assert_all_placed(scaled)
+    if status == 429:
+        assert "connection(s)" in result.stderr  # backed off to fewer connections
+
+
+def test_server_ignoring_range_falls_back_to_one_stream(cli, scaled: Scaled) -> None:
+    scaled.hub.faults.ignore_range = True
+    result = cli("setup", env=scaled.env())
+    assert result.returncode == 0, result.stderr
+    assert "ignores Range requests" in result.stderr
+    assert_all_placed(scaled)
+
+
+def test_range_ignored_on_resume_restarts_the_file_from_zero(cli, scaled: Scaled) -> None:
+    scaled.hub.faults.rate = 400_000
+    proc = spawn(scaled, FLUXOPS_CONNECTIONS="2", FLUXOPS_JOBS="1")
+    try:
+        wait_until(lambda: scaled.hub.served.bytes >= 600_000)
+    finally:
+        proc.kill()
+        proc.communicate()
+    scaled.hub.faults.rate = None
+    scaled.hub.faults.ignore_range = True
+    result = cli("setup", env=scaled.env())
+    assert result.returncode == 0, result.stderr
+    assert_all_placed(scaled)
+
+
+def test_wrong_bytes_are_refused_and_nothing_is_placed(cli, scaled: Scaled) -> None:
+    scaled.hub.faults.wrong_bytes = True
+    result = cli("setup", "--json", env=scaled.env())
+    assert result.returncode == 1
+    files = json.loads(result.stdout)["data"]["files"]
+    assert {f["action"] for f in files} == {"failed"}
+    assert {f["error"]["code"] for f in files} == {"download.hash_mismatch"}
+    for dest in DESTS.values():
+        assert not scaled.placed(dest).exists()
+    assert not list((scaled.models / ".fluxops-partial").glob("*.part"))  # worthless bytes are not kept
+    assert "nothing was placed" in result.stderr
+
+
+def test_expired_cdn_url_is_resolved_again_without_the_token(cli, scaled: Scaled) -> None:
+    from tests.setup.conftest import GOOD_TOKEN
+
+    scaled.hub.faults.cdn_403_once = True
+    result = cli("setup", env=scaled.env(HF_TOKEN=GOOD_TOKEN))
+    assert result.returncode == 0, result.stderr
+    assert "resolving it again" in result.stderr
+    assert_all_placed(scaled)
+    assert not any(scaled.hub.cdn_auth_seen)  # the token went to the Hub only
+
+
+def test_ctrl_c_exits_130_and_says_what_is_kept(scaled: Scaled) -> None:
+    scaled.hub.faults.rate = 300_000
+    proc = spawn(scaled, FLUXOPS_CONNECTIONS="2")
+    try:
+        wait_until(lambda: scaled.hub.served.bytes >= 1_000_000)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "MiB kept in" in stderr and "fluxops setup" in stderr
+    states = list((scaled.models / ".fluxops-partial").glob("*.state.json"))
+    assert states
+    done = sum(b - a for s in states for a, b in json.loads(s.read_text())["done"])
+    assert done > 0
+
+
+def test_partial_is_named_by_sha256_and_survives_a_source_change(cli, scaled: Scaled) -> None:
+    scaled.hub.faults.rate = 400_000
+    proc = spawn(scaled, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
+    try:
+        wait_until(lambda: scaled.hub.served.bytes >= 500_000)
+    finally:
+        proc.kill()
+        proc.communicate()
+    parts = {p.name.split(".")[0] for p in (scaled.models / ".fluxops-partial").glob("*.part")}
+    shas = {hashlib.sha256(p.read_bytes()).hexdigest() for p in scaled.files.values()}
+    assert parts and parts <= shas

@@ -152,8 +152,14 @@ class Output:
         if not self.interactive:
             yield TransferBars(None)
             return
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                       TransferSpeedColumn(), TimeRemainingColumn(), console=self.err, transient=False) as bar:

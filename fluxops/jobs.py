@@ -151,10 +151,8 @@ def execute(settings: Settings, the_plan: Plan, *, url: str | None = None, stop_
 
 def _gpu_processes() -> list[str]:
     """Processes holding VRAM on this machine, from doctor's NVML probe, for the out-of-memory hint."""
-    try:
-        from fluxops.gpu import probe_gpus  # doctor's NVML seam (fluxops/gpu.py)
-    except ImportError:  # a build without doctor's probe: the hint keeps its other remedies
-        return []
+    from fluxops.gpu import probe_gpus  # doctor's NVML seam: no driver gives no devices, never an error
+
     def used(n: int | None) -> str:
         return f"{n / 2**30:.1f} GiB" if n else "memory unknown"
 

@@ -9,6 +9,8 @@ protocol.md 1.2).
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import time
@@ -317,14 +319,18 @@ def start(
     *,
     listen: str | None = None,
     extra_args: Sequence[str] = (),
-    memory_flags: Sequence[str] = (),
+    memory_flags: Sequence[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     on_event: Event | None = None,
 ) -> ServerState:
     """Start ComfyUI detached and wait until it answers as the process we started; reuse a healthy server
-    started earlier. `memory_flags` is where doctor's VRAM budget comes in (dropped when `extra_args` has
-    a memory flag)."""
+    started earlier. `memory_flags` None means: the flags doctor's VRAM budget calls for (dropped when
+    `extra_args` has a memory flag)."""
     note = on_event or (lambda _msg: None)
+    if memory_flags is None:
+        memory_flags = budget_memory_flags(settings, extra_args)
+        if memory_flags:
+            note(f"the VRAM budget calls for {' '.join(memory_flags)} (see `fluxops doctor gpu.vram_budget`)")
     plan = _plan(settings, listen or cmdline.DEFAULT_LISTEN, extra_args, memory_flags)
     explicit = listen is not None or settings.sources.get("port", "default") != "default"
     with _locked(settings, timeout + 30):
@@ -347,6 +353,18 @@ def start(
             _forget_state(settings, state)
             raise
         return state
+
+
+def budget_memory_flags(settings: Settings, extra_args: Sequence[str]) -> list[str]:
+    """Launch flags from doctor's VRAM budget for the GPU ComfyUI will use (the environment it inherits)."""
+    from fluxops.doctor import memory_flags
+
+    args = list(extra_args)
+    device = None
+    if "--cuda-device" in args[:-1]:
+        with contextlib.suppress(ValueError):
+            device = int(args[args.index("--cuda-device") + 1])
+    return memory_flags(settings, os.environ, cuda_device=device)
 
 
 # -- stop -------------------------------------------------------------------------------------------------

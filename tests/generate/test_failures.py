@@ -97,13 +97,9 @@ def test_a_400_from_the_server_is_reported_and_nothing_is_left_queued(fake: Fake
 
 
 def test_gpu_processes_come_from_doctors_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The OOM hint's process list is read through doctor's NVML seam (fluxops.gpu.probe_gpus)."""
-    import sys
-    from types import SimpleNamespace
-
+    """The OOM hint's process list is read through doctor's NVML probe, here over the fake NVML seam."""
     from fluxops import jobs
+    from tests.fakes.nvml_seam import install_fake_nvml
 
-    process = SimpleNamespace(pid=42, name="python3", used_bytes=20 * 2**30)
-    probe = SimpleNamespace(devices=[SimpleNamespace(index=0, processes=[process])])
-    monkeypatch.setitem(sys.modules, "fluxops.gpu", SimpleNamespace(probe_gpus=lambda: probe))
-    assert jobs._gpu_processes() == ["pid 42 python3 (20.0 GiB) on GPU 0"]
+    install_fake_nvml(monkeypatch, "rtx3090_browser")
+    assert jobs._gpu_processes() == ["pid 1710 Xorg (0.2 GiB) on GPU 0", "pid 4242 firefox (1.5 GiB) on GPU 0"]

@@ -31,6 +31,7 @@ _REASON_NAMES = (
     ("DisplayClockSetting", "display_clock_setting"),
 )
 HARMLESS_REASONS = frozenset({"gpu_idle", "applications_clocks_setting", "display_clock_setting", "sync_boost"})
+HOT_C = 85  # sustained temperatures at or above this shorten a GPU's life and trigger thermal throttling
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,19 @@ class GpuDevice:
     @property
     def problem_reasons(self) -> tuple[str, ...]:
         return tuple(r for r in self.throttle_reasons if r not in HARMLESS_REASONS)
+
+    def health_problems(self) -> tuple[str, ...]:
+        """What about this GPU's health needs a person: heat, throttling, ECC errors, pages to retire."""
+        problems = []
+        if self.temperature_c is not None and self.temperature_c >= HOT_C:
+            problems.append(f"GPU {self.index} is at {self.temperature_c} °C")
+        if self.problem_reasons:
+            problems.append(f"GPU {self.index} clocks are held back: {', '.join(self.problem_reasons)}")
+        if self.ecc_uncorrected_volatile:
+            problems.append(f"GPU {self.index} has {self.ecc_uncorrected_volatile} uncorrected ECC errors since boot")
+        if self.retired_pages_pending:
+            problems.append(f"GPU {self.index} has memory pages waiting to be retired (needs a reboot)")
+        return tuple(problems)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -62,11 +62,15 @@ def append_history(state_dir: Path, entry: dict[str, Any]) -> None:
         fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
+def report_path(state_dir: Path, stamp: str) -> Path:
+    """The JSON report of the run stamped ``stamp``; the text report sits beside it as .txt."""
+    return maintain_dir(state_dir) / "reports" / f"{stamp}.json"
+
+
 def write_report(state_dir: Path, stamp: str, data: dict[str, Any], text: str) -> Path:
-    folder = maintain_dir(state_dir) / "reports"
-    json_path = folder / f"{stamp}.json"
+    json_path = report_path(state_dir, stamp)
     write_atomic(json_path, json.dumps(data, indent=2, default=str).encode())
-    write_atomic(folder / f"{stamp}.txt", text.encode())
+    write_atomic(json_path.with_suffix(".txt"), text.encode())
     return json_path
 
 

@@ -7,12 +7,58 @@ from typing import Annotated
 import typer
 
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import JsonOpt
+from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, ModelsDirOpt
 from fluxops.console import Output
 
 maintain_app = typer.Typer(help="The monthly maintenance job, its history and its schedule.",
                            invoke_without_command=True, no_args_is_help=False)
 app.add_typer(maintain_app, name="maintain")
+
+_MARK = {"ok": ("[✓]", "green"), "warn": ("[!]", "yellow"), "fail": ("[✗]", "red"), "skip": ("[-]", "dim")}
+
+
+@maintain_app.callback()
+def maintain(
+    ctx: typer.Context,
+    models_dir: ModelsDirOpt = None,
+    comfyui_dir: ComfyDirOpt = None,
+    manifest: ManifestOpt = None,
+    online: Annotated[bool, typer.Option("--online", help="Fetch ComfyUI's upstream and check the token "
+                                         "online first.")] = False,
+    health_check: Annotated[bool, typer.Option("--health-check/--no-health-check",
+                                               help="Run the end-to-end image check.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all is well (for cron, which "
+                                        "mails any output).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """The monthly job: re-verify files, clean up, doctor, ComfyUI updates, GPU health, the health check.
+
+    Exits 0 when all is well and 1 when something needs a person, with a short summary on stdout.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    out = Output("maintain", json_mode=json_out)
+    with guarded(out):
+        from fluxops.doctor.result import CheckResult
+        from fluxops.maintain import MaintainOptions, run_maintain
+
+        settings = build_settings(ctx, models_dir=models_dir, comfyui_dir=comfyui_dir, manifest=manifest)
+        progress = out.note if not quiet else (lambda _t: None)
+
+        def show(finding: CheckResult) -> None:
+            mark, _style = _MARK[finding.status.value]
+            progress(f"{mark} {finding.id}: {finding.summary}")
+
+        report = run_maintain(settings, MaintainOptions(online=online, health_check=health_check),
+                              on_finding=show, on_note=progress)
+        out.emit(report.to_dict(), ok=report.ok)
+        if not out.json_mode and not (quiet and report.ok):
+            for line in report.summary_lines():
+                out.line(line)
+            if not report.ok:
+                out.line("see `fluxops maintain history` for the trend", style="dim")
+        if not report.ok:
+            raise typer.Exit(report.exit_code)
 
 
 @maintain_app.command("history")

@@ -10,7 +10,6 @@ protocol.md 1.2).
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import time

@@ -9,7 +9,6 @@ from fluxops.gpu import GpuDevice, GpuProcess
 from fluxops.units import gib
 from fluxops.vram import compute_budget
 
-HOT_C = 85
 # The desktop's own GPU clients: they hold a little VRAM on a GPU that drives a display and cannot be closed.
 DESKTOP_PROCESSES = frozenset(
     {
@@ -98,19 +97,6 @@ def _device_line(device: GpuDevice, chosen: bool) -> str:
     return " · ".join(parts) + ("   <- ComfyUI computes here" if chosen else "")
 
 
-def _health_problems(device: GpuDevice) -> list[str]:
-    problems = []
-    if device.temperature_c is not None and device.temperature_c >= HOT_C:
-        problems.append(f"GPU {device.index} is at {device.temperature_c} °C")
-    if device.problem_reasons:
-        problems.append(f"GPU {device.index} clocks are held back: {', '.join(device.problem_reasons)}")
-    if device.ecc_uncorrected_volatile:
-        problems.append(f"GPU {device.index} has {device.ecc_uncorrected_volatile} uncorrected ECC errors since boot")
-    if device.retired_pages_pending:
-        problems.append(f"GPU {device.index} has memory pages waiting to be retired (needs a reboot)")
-    return problems
-
-
 def check_devices(ctx: DoctorContext) -> CheckResult:
     if not ctx.gpu.devices:
         return skip("gpu.devices", "no GPU to inspect (see gpu.driver)")
@@ -134,7 +120,7 @@ def check_devices(ctx: DoctorContext) -> CheckResult:
             details,
             **facts,
         )
-    problems = _health_problems(sel.chosen)
+    problems = list(sel.chosen.health_problems())
     summary = f"ComfyUI will use GPU {sel.chosen.index}: {sel.chosen.name} ({gib(sel.chosen.memory_free)} free)"
     if problems:
         return warn(

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fluxops.errors import FluxopsError
+from fluxops.units import human_bytes
 
 SCHEMA = "fluxops/1"
 STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
@@ -33,17 +34,6 @@ def envelope(command: str, ok: bool, data: Any = None, error: FluxopsError | Non
     else:
         doc["data"] = data
     return doc
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 class Output:

@@ -60,20 +60,16 @@ def find_listener(port: int) -> PortHolder | None:
     """The process listening on the port, where the OS lets us see it (other users' sockets may hide)."""
     import psutil
 
-    try:
-        conns = psutil.net_connections(kind="tcp")
-    except (psutil.Error, OSError):
+    from fluxops.comfy.ports import listener_pid
+
+    pid = listener_pid(port)
+    if pid is None:
         return None
-    for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            if conn.pid is None:
-                return PortHolder(None, None, None)
-            try:
-                proc = psutil.Process(conn.pid)
-                return PortHolder(conn.pid, proc.name(), " ".join(proc.cmdline())[:300] or None)
-            except (psutil.Error, OSError):
-                return PortHolder(conn.pid, None, None)
-    return None
+    try:
+        proc = psutil.Process(pid)
+        return PortHolder(pid, proc.name(), " ".join(proc.cmdline())[:300] or None)
+    except (psutil.Error, OSError):
+        return PortHolder(pid, None, None)
 
 
 def system_stats(url: str) -> dict[str, Any] | None:

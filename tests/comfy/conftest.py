@@ -1,9 +1,8 @@
-"""Fixtures for the ComfyUI tests: a fake ComfyUI folder, free ports, a directly started fake server, and an
-autouse check that no test leaves a fake ComfyUI process behind."""
+"""Fixtures for the ComfyUI tests: a fake ComfyUI folder, free ports, a directly started fake server (the
+check that no test leaves a fake ComfyUI behind is autouse in tests/conftest.py, for every test)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -13,9 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
+from tests.conftest import _alive, kill_leftovers  # noqa: F401  (used by tests/comfy tests)
 from tests.fakes.comfyui.install import make_comfyui_dir
 
 START_TIMEOUT = 30.0  # seconds: an upper bound, not a timing expectation
@@ -25,40 +24,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _alive(record: dict) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(record["pid"])
-        if abs(proc.create_time() - record["create_time"]) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except psutil.Error:
-        return None
-
-
-def kill_leftovers(pid_dir: Path) -> list[str]:
-    """Kill every fake ComfyUI recorded in `pid_dir` that still runs; describe each one killed."""
-    leftovers = []
-    for record_file in sorted(pid_dir.glob("*.json")) if pid_dir.is_dir() else []:
-        record = json.loads(record_file.read_text(encoding="utf-8"))
-        proc = _alive(record)
-        if proc is not None:
-            leftovers.append(f"pid {record['pid']}: {' '.join(record['argv'])}")
-            proc.kill()  # (no wait: an orphan nobody reaps stays a zombie, which psutil would wait on)
-    return leftovers
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every fake ComfyUI records its pid; after the test none may still run (they are killed, and the test
-    fails)."""
-    pid_dir = tmp_path / "fake-comfyui-pids"
-    monkeypatch.setenv("FAKE_COMFYUI_PID_DIR", str(pid_dir))
-    yield pid_dir
-    leftovers = kill_leftovers(pid_dir)
-    if leftovers:
-        pytest.fail("fake ComfyUI processes left running (now killed): " + "; ".join(leftovers))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.comfy.conftest import comfy, comfyui_dir, free_port, no_leftover_processes, start_fake  # noqa: F401
+from tests.comfy.conftest import comfy, comfyui_dir, free_port, start_fake  # noqa: F401
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "comfyui"
 

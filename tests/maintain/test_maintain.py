@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
-import stat
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import pytest
 from filelock import FileLock
 
 from tests.comfy.conftest import free_port
-from tests.fakes.comfy_python import FAKE as FAKE_TORCH_PYTHON
+from tests.fakes.comfy_python import make_comfyui_python
 from tests.fakes.comfyui.install import make_comfyui_dir
 from tests.fakes.hub import FakeHub
 from tests.fakes.models import flip_byte, small_models, write_manifest
@@ -32,20 +29,6 @@ class Month:
     def history(self) -> list[dict]:
         path = self.state / "maintain" / "history.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def _comfy_python(comfyui: Path, tmp_path: Path) -> None:
-    """ComfyUI's venv python: answers fluxops's torch query like a CUDA 12.4 torch, runs everything else."""
-    torch_dir = tmp_path / "torch-site" / "torch"
-    torch_dir.mkdir(parents=True)
-    (torch_dir / "version.py").write_text("__version__ = '2.5.1+cu124'\n")
-    python = comfyui / "venv" / "bin" / "python"
-    python.unlink()
-    fake = (f"FAKE_TORCH_MODE=cuda124 FAKE_TORCH_DIR={shlex.quote(str(torch_dir))} "
-            f"exec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE_TORCH_PYTHON))}")
-    python.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then {fake} "$@"; fi\n'
-                      f'exec {shlex.quote(sys.executable)} "$@"\n')
-    python.chmod(python.stat().st_mode | stat.S_IEXEC)
 
 
 @pytest.fixture
@@ -67,7 +50,7 @@ def month(cli, hub: FakeHub, tmp_path: Path, isolated: dict[str, str]) -> Month:
         hub.add(model.repo, model.repo_path, source / model.id)
     manifest = write_manifest(tmp_path / "models.toml", MODELS)
     comfyui = make_comfyui_dir(tmp_path / "ComfyUI", models={})
-    _comfy_python(comfyui, tmp_path)
+    make_comfyui_python(comfyui, tmp_path / "comfy-python")
     env = {"FLUXOPS_COMFYUI_DIR": str(comfyui), "FLUXOPS_MANIFEST": str(manifest),
            "FLUXOPS_PORT": str(free_port()), "HF_ENDPOINT": hub.endpoint, **nvml_env("clean_3090")}
     setup = cli("setup", env=env)

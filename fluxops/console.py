@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fluxops.errors import FluxopsError
+from fluxops.units import human_bytes
 
 SCHEMA = "fluxops/1"
 STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
@@ -33,17 +34,6 @@ def envelope(command: str, ok: bool, data: Any = None, error: FluxopsError | Non
     else:
         doc["data"] = data
     return doc
-
-
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 class Output:
@@ -123,8 +113,14 @@ class Output:
         if not self.interactive:
             yield (lambda _n: None), (lambda _n: None)
             return
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         lock = threading.Lock()
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
@@ -146,12 +142,44 @@ class Output:
         if not self.interactive:
             yield TransferBars(None)
             return
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                       TransferSpeedColumn(), TimeRemainingColumn(), console=self.err, transient=False) as bar:
             yield TransferBars(bar)
+
+    @contextmanager
+    def step_progress(self, description: str) -> Iterator[Callable[..., None]]:
+        """Yields update(description=None, completed=None, total=None): a bar of steps with the elapsed time
+        on a terminal; nothing otherwise (callers print events with ``event`` instead)."""
+        if not self.interactive:
+            yield lambda **_kw: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=self.err, transient=True) as bar:
+            task = bar.add_task(escape(description), total=None)
+
+            def update(description: str | None = None, completed: float | None = None,
+                       total: float | None = None) -> None:
+                changes: dict[str, Any] = {}
+                if description is not None:
+                    changes["description"] = escape(description)
+                if total is not None:
+                    changes["total"] = total
+                if completed is not None:
+                    changes["completed"] = completed
+                bar.update(task, **changes)
+
+            yield update
 
 
 class TransferBars:
@@ -180,4 +208,4 @@ class TransferBars:
             self._progress.advance(self._total, n)
 
 
-__all__ = ["TransferBars", "STYLES", "Output", "Text", "envelope", "escape", "human_bytes"]
+__all__ = ["STYLES", "Output", "Text", "TransferBars", "envelope", "escape", "human_bytes"]

@@ -122,11 +122,12 @@ def _load_source(check: _Checker, raw: Any, where: str) -> Source:
 
 def _load_file(check: _Checker, raw: Any, index: int) -> ModelSpec:
     where = f"file[{index}]"
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        where = f"file[{index}] ({raw['id']})"  # name the entry in every message about it
     table = check.keys(raw, _FILE_KEYS, where)
     file_id = check.string(table, "id", where)
     if not _ID.match(file_id):
         raise check.fail(f"{where}.id", f"{file_id!r} must be lowercase letters, digits and _")
-    where = f"file[{index}] ({file_id})"
     folder = check.string(table, "folder", where)
     if folder in ALIASES:
         raise check.fail(f"{where}.folder", f"{folder!r} is a legacy alias; write {ALIASES[folder]!r}")

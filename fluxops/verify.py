@@ -232,7 +232,7 @@ def verify(manifest: Manifest, models_dir: Path, cache: VerifyCache, *, extra_ya
     try:
         if hash_jobs:
             with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hash_jobs)))) as pool:
-                for job, res in zip(hash_jobs, pool.map(run, hash_jobs)):
+                for job, res in zip(hash_jobs, pool.map(run, hash_jobs), strict=True):
                     results[job.spec.id] = res
         if fix:
             for spec in manifest.files:

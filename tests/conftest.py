@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,3 +61,37 @@ def cli(isolated: dict[str, str], tmp_path: Path) -> CliRunner:
                               env=full_env, timeout=timeout, input=input, cwd=cwd or tmp_path / "work")
 
     return run
+
+
+def _alive(record: dict) -> psutil.Process | None:
+    try:
+        proc = psutil.Process(record["pid"])
+        if abs(proc.create_time() - record["create_time"]) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def kill_leftovers(pid_dir: Path) -> list[str]:
+    """Kill every fake ComfyUI recorded in `pid_dir` that still runs; describe each one killed."""
+    leftovers = []
+    for record_file in sorted(pid_dir.glob("*.json")) if pid_dir.is_dir() else []:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        proc = _alive(record)
+        if proc is not None:
+            leftovers.append(f"pid {record['pid']}: {' '.join(record['argv'])}")
+            proc.kill()  # (no wait: an orphan nobody reaps stays a zombie, which psutil would wait on)
+    return leftovers
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every fake ComfyUI records its pid; after the test none may still run (they are killed, and the test
+    fails)."""
+    pid_dir = tmp_path / "fake-comfyui-pids"
+    monkeypatch.setenv("FAKE_COMFYUI_PID_DIR", str(pid_dir))
+    yield pid_dir
+    leftovers = kill_leftovers(pid_dir)
+    if leftovers:
+        pytest.fail("fake ComfyUI processes left running (now killed): " + "; ".join(leftovers))

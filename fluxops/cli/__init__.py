@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fluxops.cli import config as _config  # noqa: F401  (registers the command)
+from fluxops.cli import comfy as _comfy  # noqa: F401  (registers the command)
+from fluxops.cli import config as _config  # noqa: F401
+from fluxops.cli import doctor as _doctor  # noqa: F401
+from fluxops.cli import generate as _generate  # noqa: F401
+from fluxops.cli import maintain as _maintain  # noqa: F401
 from fluxops.cli import setup as _setup  # noqa: F401
 from fluxops.cli import verify as _verify  # noqa: F401
 from fluxops.cli.app import app

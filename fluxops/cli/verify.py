@@ -45,13 +45,12 @@ def verify(
                                 full=full, fix=fix, jobs=settings.jobs, on_total=set_total, on_progress=advance)
         out.emit(report.to_dict(), ok=report.ok)
         if not out.json_mode:
-            rows, styles = [], []
+            rows: list[list[str | Text]] = []
             for f in report.files:
                 state = Text(f.state.value, style=_STATE_STYLE[f.state.value])
                 where = f.dest if f.location in (None, "models") else f"{f.dest} (found at {f.path})"
                 note = f.detail or ("cached verdict" if f.checked_by == "cache" else f.checked_by or "")
                 rows.append([state, where, human_bytes(f.expected_size), note])
-                styles.append(None)
             out.table(["state", "file", "size", "detail"], rows, title=f"{spec.name} in {root}")
             counts = ", ".join(f"{n} {state}" for state, n in report.counts().items())
             out.line(f"{counts} ({report.seconds:.2f} s)", style="green" if report.ok else "red")

@@ -1,0 +1,142 @@
+"""`fluxops generate`: run the production workflow through ComfyUI's API, and `--check`, the health check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from fluxops.cli.app import app, build_settings, guarded
+from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt
+from fluxops.console import Output
+from fluxops.errors import ExitCode, FluxopsError
+
+if TYPE_CHECKING:
+    from fluxops.generate import Event, RunResult
+    from fluxops.jobs import Outcome
+
+_PANEL = "Workflow parameters"
+_SERVER = "Server"
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="The positive prompt (default: the "
+                                               "workflow's photography prompt).", rich_help_panel=_PANEL)] = None,
+    negative: Annotated[str | None, typer.Option(help="The negative prompt (default: the workflow's).",
+                                                 rich_help_panel=_PANEL)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first image (default: random, printed); "
+                                             "--count N uses seed, seed+1, ...", rich_help_panel=_PANEL)] = None,
+    preset: Annotated[str, typer.Option(help="fast (8 steps, CFG 1.5, LoRA 0.8), production (10, 2.0, 0.75), "
+                                        "quality (12, 2.5, 0.7) or premium (15, 3.0, 0.6).",
+                                        rich_help_panel=_PANEL)] = "production",
+    steps: Annotated[int | None, typer.Option(help="Sampler steps (overrides the preset).",
+                                              rich_help_panel=_PANEL)] = None,
+    cfg: Annotated[float | None, typer.Option(help="CFG scale (overrides the preset).",
+                                              rich_help_panel=_PANEL)] = None,
+    sampler: Annotated[str | None, typer.Option(help="Sampler name, e.g. euler.", rich_help_panel=_PANEL)] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Scheduler, e.g. simple.", rich_help_panel=_PANEL)] = None,
+    lora_strength: Annotated[float | None, typer.Option(help="Turbo LoRA strength, model and CLIP (overrides the "
+                                                        "preset).", rich_help_panel=_PANEL)] = None,
+    width: Annotated[int | None, typer.Option(help="Image width in pixels (multiples of 16 suit Flux).",
+                                              rich_help_panel=_PANEL)] = None,
+    height: Annotated[int | None, typer.Option(help="Image height in pixels.", rich_help_panel=_PANEL)] = None,
+    batch: Annotated[int | None, typer.Option(help="Images per prompt (one latent batch).",
+                                              rich_help_panel=_PANEL)] = None,
+    count: Annotated[int, typer.Option(min=1, help="Prompts to queue at once, each with its own seed.")] = 1,
+    output: Annotated[Path | None, typer.Option("--output", "-o", file_okay=False, help="Folder for images and "
+                                                "their JSON sidecars (default ./outputs; env FLUXOPS_OUTPUT_DIR).")
+                      ] = None,
+    workflow: Annotated[Path | None, typer.Option(dir_okay=False, help="An API-format workflow with the same "
+                                                  "node titles (default: the packaged production workflow).")
+                        ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Health check: production preset, fixed seed and prompt; "
+                                        "asserts the image size and that it is not blank.")] = False,
+    url: Annotated[str | None, typer.Option(help="ComfyUI's address, e.g. http://gpu-box:8188 (instead of "
+                                            "--host/--port).", rich_help_panel=_SERVER)] = None,
+    host: Annotated[str | None, typer.Option(help="ComfyUI's host (env FLUXOPS_HOST).",
+                                             rich_help_panel=_SERVER)] = None,
+    port: Annotated[int | None, typer.Option(help="ComfyUI's port (env FLUXOPS_PORT).",
+                                             rich_help_panel=_SERVER)] = None,
+    stop_after: Annotated[bool, typer.Option("--stop-after", help="Stop the ComfyUI server afterwards if this "
+                                             "command started it.", rich_help_panel=_SERVER)] = False,
+    comfyui_dir: ComfyDirOpt = None,
+    manifest: ManifestOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate images with the production workflow (FLUX.1 Krea + Turbo LoRA) through ComfyUI's API."""
+    out = Output("generate", json_mode=json_out)
+    with guarded(out):
+        from fluxops.workflow import Overrides
+
+        settings = build_settings(ctx, output_dir=output, host=host, port=port, comfyui_dir=comfyui_dir,
+                                  manifest=manifest)
+        overrides = Overrides(prompt=prompt, negative=negative, steps=steps, cfg=cfg, sampler=sampler,
+                              scheduler=scheduler, lora_strength=lora_strength, width=width, height=height,
+                              batch=batch)
+        _run(out, settings, overrides, preset, seed, count, workflow, check, url, stop_after)
+
+
+def _run(out: Output, settings: Any, overrides: Any, preset: str, seed: int | None, count: int,
+         workflow: Path | None, check: bool, url: str | None, stop_after: bool) -> None:
+    from fluxops import jobs
+
+    request = (jobs.GenerateRequest.health_check(overrides, workflow) if check else
+               jobs.GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow))
+    plan = jobs.plan(request, settings.manifest)
+    params = plan.jobs[0].params
+    if params.width % 16 or params.height % 16:
+        out.warn(f"{params.width}x{params.height}: Flux works on multiples of 16; ComfyUI pads other sizes")
+    seeds = plan.seeds
+    out.note(f"seed {seeds[0]}" + (f"..{seeds[-1]}" if len(seeds) > 1 else "")
+             + f" (reproduce with --seed {seeds[0]})")
+    with out.step_progress("connecting") as update:
+        outcome = jobs.execute(settings, plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
+                               on_note=out.note)
+    out.emit(outcome.to_dict(), ok=outcome.ok)
+    if outcome.check is not None:
+        _show_check(out, outcome)
+        return
+    _print_summary(out, outcome.result)
+
+
+def _renderer(out: Output, update: Any) -> Any:
+    def on_event(event: Event) -> None:
+        label = f"image {event.job + 1}/{event.jobs}" if event.jobs > 1 else "image"
+        if event.kind == "step":
+            update(description=f"{label}: {event.text} step {event.step}/{event.steps}", completed=event.step,
+                   total=event.steps)
+        elif event.kind == "node":
+            update(description=f"{label}: {event.text}")
+            out.event(f"{label}: {event.text}")
+        elif event.kind in ("started", "queued"):
+            update(description=f"{label}: {event.kind}")
+            out.event(f"{label}: {event.kind}")
+        elif event.kind == "saved":
+            out.event(f"{label}: saved {event.path}")
+        elif event.kind == "fallback":
+            out.warn(event.text)
+        elif event.kind == "cancelled":
+            out.note(event.text)
+    return on_event
+
+
+def _print_summary(out: Output, result: RunResult) -> None:
+    for image in result.images:
+        out.line(f"{image['path']}  (seed {image['seed']})")
+    n = len(result.images)
+    out.line(f"{n} image{'s' if n != 1 else ''} in {result.seconds:.1f} s: {result.seconds_per_image} s/image, "
+             f"{result.images_per_minute} images/min", style="green")
+
+
+def _show_check(out: Output, outcome: Outcome) -> None:
+    verdict, result = outcome.check, outcome.result
+    assert verdict is not None
+    if verdict.passed:
+        out.line(f"health check passed: {verdict.width}x{verdict.height}, pixel variance {verdict.variance:.1f} "
+                 f"(floor {verdict.floor:g}), {result.seconds:.1f} s, {verdict.image}", style="green")
+        return
+    out.error(FluxopsError("generate.check_failed", "health check failed: " + "; ".join(verdict.failures)))
+    raise typer.Exit(ExitCode.FAILURE)

@@ -1,0 +1,112 @@
+"""Everything the checks look at, probed at most once per run and only when a check asks for it.
+
+Running a subset of checks (`fluxops doctor gpu.driver`) then costs only the probes that subset needs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fluxops.cudaenv import Selection, select_device
+from fluxops.errors import FluxopsError
+from fluxops.gpu import GpuProbe, probe_gpus
+from fluxops.manifest import Manifest, load_manifest
+from fluxops.settings import Settings
+from fluxops.torchprobe import TorchInfo, probe_torch
+from fluxops.vram import Budget
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    online: bool = False
+    width: int = 1024
+    height: int = 1024
+    cuda_device: int | None = None  # ComfyUI's --cuda-device, when it will be started with one
+    torch_timeout: float = 60.0
+
+
+class DoctorContext:
+    def __init__(self, settings: Settings, options: DoctorOptions, env: Mapping[str, str]):
+        self.settings = settings
+        self.options = options
+        self.env = env
+
+    @functools.cached_property
+    def gpu(self) -> GpuProbe:
+        return probe_gpus()
+
+    @functools.cached_property
+    def selection(self) -> Selection:
+        return select_device(self.gpu.devices, self.env, self.options.cuda_device)
+
+    @functools.cached_property
+    def manifest(self) -> Manifest | FluxopsError:
+        try:
+            return load_manifest(self.settings.manifest)
+        except FluxopsError as exc:
+            return exc
+
+    @functools.cached_property
+    def models(self) -> Any:
+        from fluxops.doctor.models import scan_models
+
+        manifest = self.manifest
+        if isinstance(manifest, FluxopsError) or self.settings.models_dir is None:
+            return None
+        try:
+            return scan_models(manifest, self.settings)
+        except FluxopsError:  # models dir is not a directory: check_models reports it
+            return None
+
+    @functools.cached_property
+    def budget(self) -> Budget | None:
+        """The VRAM budget on ComfyUI's GPU; the ComfyUI fluxops started counts as free (it is the workload)."""
+        from fluxops.vram import compute_budget, model_weights
+
+        chosen, manifest = self.selection.chosen, self.manifest
+        if chosen is None or isinstance(manifest, FluxopsError):
+            return None
+        scan = self.models
+        weights = model_weights(manifest, scan.found_paths() if scan is not None else {})
+        record = self.server.record
+        ours = sum(p.used_bytes or 0 for p in chosen.processes if record is not None and p.pid == record.pid)
+        display = bool(chosen.display_active) or any(p.kind == "graphics" for p in chosen.processes)
+        return compute_budget(
+            weights,
+            chosen.memory_free + ours,
+            chosen.memory_total,
+            self.options.width,
+            self.options.height,
+            drives_display=display,
+        )
+
+    @functools.cached_property
+    def comfy_python(self) -> tuple[Path | None, str]:
+        from fluxops.comfy.install import find_python
+
+        if self.settings.comfyui_python is not None:
+            return self.settings.comfyui_python, "--comfyui-python"
+        if self.settings.comfyui_dir is None:
+            return None, "none"
+        return find_python(self.settings.comfyui_dir, None)
+
+    @functools.cached_property
+    def torch(self) -> TorchInfo:
+        python, _source = self.comfy_python
+        return probe_torch(
+            python,
+            self.settings.cache_dir / "torch.json",
+            self.env,
+            timeout=self.options.torch_timeout,
+            driver_version=self.gpu.driver_version,
+        )
+
+    @functools.cached_property
+    def server(self) -> Any:
+        from fluxops.doctor.comfy_server import probe_port
+
+        return probe_port(self.settings)

@@ -1,0 +1,356 @@
+"""Run prompts through ComfyUI: submit all at once, follow them, fetch and save each image as it finishes.
+
+The WebSocket (same client id as the submissions) gives progress and completion; when it cannot be opened
+or drops while the server still answers, the run continues by polling ``/queue`` and ``/history``. A server
+that stops answering mid-run is an error of its own. On Ctrl-C (KeyboardInterrupt) the run deletes its own
+pending prompts and interrupts its own running one (never anyone else's), then lets the interrupt through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fluxops.comfy import failures
+from fluxops.comfy.client import ComfyClient
+from fluxops.comfy.ws import EventStream, StreamClosed
+from fluxops.errors import FluxopsError
+from fluxops.imagefiles import output_stem, save_image
+from fluxops.workflow import Params, Workflow
+
+POLL_SECONDS = 0.2
+SILENCE_CHECK_SECONDS = 5.0
+HISTORY_WAIT_SECONDS = 3.0
+MISSING_SECONDS = 10.0  # a prompt absent from both queue and history this long was deleted by someone
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every sidecar records besides the job's own parameters."""
+
+    workflow: Workflow
+    models: dict[str, dict[str, str]]  # file id -> {"filename", "sha256"}
+    server: dict[str, Any]  # {"url", "comfyui_version"}
+    output_dir: Path
+
+
+@dataclass
+class Job:
+    index: int
+    params: Params
+    graph: dict[str, Any]
+    prompt_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    number: Any = None
+    queued_at: float | None = None  # epoch seconds
+    started_at: float | None = None
+    finished_at: float | None = None
+    step_times: list[float] = field(default_factory=list)  # monotonic, one per sampler step
+    outputs: dict[str, Any] = field(default_factory=dict)
+    saved: list[dict[str, Any]] = field(default_factory=list)
+    done: bool = False
+    missing_since: float | None = None  # monotonic; set while the prompt is neither queued nor finished
+
+    def seconds_per_step(self) -> float | None:
+        times = self.step_times
+        return round((times[-1] - times[0]) / (len(times) - 1), 4) if len(times) >= 2 else None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the user may want to see: queued, started, node, step, saved, fallback or cancelled."""
+
+    kind: str
+    job: int
+    jobs: int
+    text: str = ""
+    step: int | None = None
+    steps: int | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    images: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]
+    seconds: float
+    transport: str
+
+    @property
+    def seconds_per_image(self) -> float | None:
+        return round(self.seconds / len(self.images), 3) if self.images else None
+
+    @property
+    def images_per_minute(self) -> float | None:
+        return round(60 * len(self.images) / self.seconds, 2) if self.images and self.seconds > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "jobs": self.jobs, "seconds": round(self.seconds, 3),
+                "seconds_per_image": self.seconds_per_image, "images_per_minute": self.images_per_minute,
+                "transport": self.transport}
+
+
+def iso(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds") if epoch else None
+
+
+class Runner:
+    def __init__(self, client: ComfyClient, jobs: list[Job], ctx: RunContext,
+                 on_event: Callable[[Event], None] | None = None,
+                 gpu_processes: Callable[[], list[str]] | None = None):
+        self.client = client
+        self.jobs = jobs
+        self.by_id = {job.prompt_id: job for job in jobs}
+        self.ctx = ctx
+        self.on_event = on_event or (lambda _e: None)
+        self.gpu_processes = gpu_processes or (lambda: [])
+        self.client_id = uuid.uuid4().hex
+        self.stream: EventStream | None = None
+        self.transport = "websocket"
+        self.started = 0.0
+        self.sampler_id = ctx.workflow.roles["sampler"]
+        self.save_id = ctx.workflow.roles["save"]
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.started = time.monotonic()
+        try:
+            self._open_stream()
+            for job in self.jobs:
+                self._submit(job)
+            self._follow()
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+        except FluxopsError:
+            self.cancel()
+            raise
+        finally:
+            if self.stream is not None:
+                self.stream.close()
+        return self.result()
+
+    def result(self) -> RunResult:
+        images = [image for job in self.jobs for image in job.saved]
+        jobs = [{"prompt_id": j.prompt_id, "number": j.number, "seed": j.params.seed, "queued": iso(j.queued_at),
+                 "started": iso(j.started_at), "finished": iso(j.finished_at),
+                 "seconds_per_step": j.seconds_per_step()} for j in self.jobs]
+        return RunResult(images, jobs, time.monotonic() - self.started, self.transport)
+
+    def cancel(self) -> None:
+        """Delete our pending prompts, then interrupt ours if one runs. Best effort: the server may be gone."""
+        mine = [job.prompt_id for job in self.jobs if not job.done and job.queued_at is not None]
+        if not mine:
+            return
+        try:
+            self.client.delete_queued(mine)
+            for prompt_id in mine:  # a targeted interrupt is a no-op unless that prompt is the one running
+                self.client.interrupt(prompt_id)
+        except FluxopsError:
+            return  # the server is gone: nothing of ours can run any more
+        self.on_event(Event("cancelled", 0, len(self.jobs), text=f"removed this run's {len(mine)} unfinished "
+                            "prompt(s) from ComfyUI's queue (the running one is interrupted)"))
+
+    # -- submitting ----------------------------------------------------------------------------------
+    def _open_stream(self) -> None:
+        try:
+            self.stream = EventStream(self.client.ws_url(self.client_id))
+        except FluxopsError:
+            self.stream = None
+            self._fallback("WebSocket unavailable")
+
+    def _submit(self, job: Job) -> None:
+        job.queued_at = time.time()  # before the POST: a Ctrl-C during it must still delete this prompt
+        response = self.client.post_prompt(job.graph, client_id=self.client_id, prompt_id=job.prompt_id)
+        if response.status_code == 400:
+            job.done = True
+            raise failures.rejected(_json(response), job.graph)
+        body = _json(response)
+        job.number = body.get("number") if isinstance(body, dict) else None
+        self._emit("queued", job)
+
+    # -- following -----------------------------------------------------------------------------------
+    def _follow(self) -> None:
+        with self._server_gone_is_an_error():
+            if self.stream is not None:
+                self._follow_stream()
+            self._follow_polling()
+
+    @contextmanager
+    def _server_gone_is_an_error(self) -> Iterator[None]:
+        try:
+            yield
+        except FluxopsError as exc:
+            if exc.code in ("comfy.unreachable", "comfy.timeout"):
+                running = next((j for j in self.jobs if not j.done), None)
+                what = f" while prompt {running.index + 1}/{len(self.jobs)} was queued or running" if running else ""
+                raise FluxopsError("generate.server_gone", f"ComfyUI at {self.client.base_url} stopped "
+                                   f"answering{what} ({exc.message})") from exc
+            raise
+
+    def _pending(self) -> list[Job]:
+        return [job for job in self.jobs if not job.done]
+
+    def _follow_stream(self) -> None:
+        assert self.stream is not None
+        silent_since = time.monotonic()
+        while self._pending():
+            try:
+                message = self.stream.next(timeout=0.5)
+            except StreamClosed:
+                self.client.queue_remaining()  # raises (-> server gone) if the server went with the socket
+                self.stream.close()
+                self.stream = None
+                self._fallback("WebSocket dropped")
+                return
+            if message is not None:
+                silent_since = time.monotonic()
+                self._handle(message)
+            elif time.monotonic() - silent_since > SILENCE_CHECK_SECONDS:
+                silent_since = time.monotonic()
+                self._catch_up()  # also proves the server is alive
+
+    def _follow_polling(self) -> None:
+        while self._pending():
+            self._catch_up()
+            if self._pending():
+                time.sleep(POLL_SECONDS)
+
+    def _catch_up(self) -> None:
+        """Poll /queue and /history: mark started prompts, finish those that left the queue."""
+        queue = self.client.queue()
+        running = {item[1] for item in queue.get("queue_running", []) if len(item) > 1}
+        queued = running | {item[1] for item in queue.get("queue_pending", []) if len(item) > 1}
+        for job in self._pending():
+            if job.prompt_id in running and job.started_at is None:
+                job.started_at = time.time()
+                self._emit("started", job)
+            if job.prompt_id not in queued:
+                entry = self.client.history(job.prompt_id).get(job.prompt_id)
+                if entry:
+                    self._finish(job, entry)
+                else:
+                    self._missing(job)
+
+    def _missing(self, job: Job) -> None:
+        """Neither queued nor in the history: another client deleted it (or the server restarted)."""
+        job.missing_since = job.missing_since or time.monotonic()
+        if time.monotonic() - job.missing_since > MISSING_SECONDS:
+            job.done = True
+            raise FluxopsError("generate.interrupted", f"prompt {job.index + 1}/{len(self.jobs)} is no longer in "
+                               "ComfyUI's queue or history: it was deleted, or the server restarted")
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind, data = message["type"], message["data"]
+        job = self.by_id.get(str(data.get("prompt_id")))
+        if job is None or job.done:
+            return  # other clients' prompts, status broadcasts
+        if kind == "execution_start":
+            job.started_at = (data.get("timestamp") or time.time() * 1000) / 1000
+            self._emit("started", job)
+        elif kind == "executing":
+            if data.get("node") is None:
+                self._finish(job, self._history_entry(job))
+            else:
+                self._emit("node", job, text=failures.where(job.graph, str(data["node"])))
+        elif kind == "progress" and str(data.get("node")) == self.sampler_id:
+            job.step_times.append(time.monotonic())
+            self._emit("step", job, text=failures.where(job.graph, self.sampler_id),
+                       step=int(data.get("value", 0)), steps=int(data.get("max", 0)))
+        elif kind == "executed" and isinstance(data.get("output"), dict):
+            job.outputs[str(data.get("node"))] = data["output"]
+        elif kind in ("execution_error", "execution_interrupted"):
+            self._raise_failure(job, kind, data)
+
+    def _history_entry(self, job: Job) -> dict[str, Any]:
+        """The history entry; ComfyUI stores it just before `executing null`, so it is there (retry briefly)."""
+        deadline = time.monotonic() + HISTORY_WAIT_SECONDS
+        while True:
+            entry = self.client.history(job.prompt_id).get(job.prompt_id)
+            if entry or time.monotonic() > deadline:
+                return entry or {}
+            time.sleep(0.05)
+
+    def _finish(self, job: Job, entry: dict[str, Any]) -> None:
+        status: dict[str, Any] = entry.get("status") or {}
+        messages: list[list[Any]] = status.get("messages") or []
+        stamps: dict[str, float] = {name: data["timestamp"] for name, data in messages
+                                    if isinstance(data, dict) and isinstance(data.get("timestamp"), (int, float))}
+        if "execution_start" in stamps and job.started_at is None:
+            job.started_at = stamps["execution_start"] / 1000
+        if status.get("status_str") == "error":
+            kind, data = (messages[-1][0], messages[-1][1]) if messages else ("execution_error", {})
+            self._raise_failure(job, str(kind), data if isinstance(data, dict) else {})
+        end = stamps.get("execution_success")
+        job.finished_at = end / 1000 if end else time.time()
+        outputs = entry.get("outputs") or job.outputs
+        images = [image for image in _images(outputs, self.save_id) if image.get("type", "output") == "output"]
+        if not images:
+            raise FluxopsError("generate.no_images", f"prompt {job.prompt_id} finished without an image from "
+                               f"{failures.where(job.graph, self.save_id)}")
+        for n, image in enumerate(images):
+            self._save(job, n, len(images), image)
+        job.done = True
+
+    def _save(self, job: Job, n: int, total: int, image: dict[str, Any]) -> None:
+        data = self.client.view(image["filename"], image.get("subfolder", ""), image.get("type", "output"))
+        prefix = str(job.graph[self.save_id]["inputs"].get("filename_prefix", "image"))
+        stem = f"{output_stem(prefix)}_{job.params.seed}" + (f"_{n + 1}" if total > 1 else "")
+        path, sidecar = save_image(self.ctx.output_dir, stem, data, self._sidecar(job, image, n))
+        job.saved.append({"path": str(path), "sidecar": str(sidecar), "seed": job.params.seed,
+                          "prompt_id": job.prompt_id, "batch_index": n, "bytes": len(data)})
+        self._emit("saved", job, path=path)
+
+    def _sidecar(self, job: Job, image: dict[str, Any], n: int) -> dict[str, Any]:
+        started, finished = job.started_at, job.finished_at
+        return {
+            "prompt": job.params.prompt, "negative": job.params.negative, "seed": job.params.seed,
+            "batch_index": n, "parameters": job.params.to_dict(),
+            "workflow": {"name": self.ctx.workflow.name, "path": str(self.ctx.workflow.path)},
+            "models": self.ctx.models, "server": self.ctx.server, "prompt_id": job.prompt_id,
+            "comfyui_file": image,
+            "timings": {"queued": iso(job.queued_at), "started": iso(started), "finished": iso(finished),
+                        "seconds": round(finished - started, 3) if started and finished else None,
+                        "seconds_per_step": job.seconds_per_step()},
+            "graph": job.graph,
+        }
+
+    def _raise_failure(self, job: Job, kind: str, data: dict[str, Any]) -> None:
+        job.done = True
+        if kind == "execution_interrupted":
+            raise FluxopsError("generate.interrupted", f"prompt {job.index + 1}/{len(self.jobs)} was interrupted "
+                               f"on the server at {failures.where(job.graph, data.get('node_id'))}")
+        if failures.is_out_of_memory(data):
+            self._free_memory()
+            raise failures.execution_failed(data, job.graph, self.gpu_processes())
+        raise failures.execution_failed(data, job.graph)
+
+    def _free_memory(self) -> None:
+        with contextlib.suppress(FluxopsError):  # best effort: the error that follows says what happened
+            self.client.free(unload_models=True, free_memory=True)
+
+    def _fallback(self, why: str) -> None:
+        self.transport = "polling"
+        self.on_event(Event("fallback", 0, len(self.jobs), text=f"{why}: following the run by polling /history"))
+
+    def _emit(self, kind: str, job: Job, **fields: Any) -> None:
+        self.on_event(Event(kind, job.index, len(self.jobs), **fields))
+
+
+def _images(outputs: dict[str, Any], save_id: str) -> list[dict[str, Any]]:
+    ordered = [save_id] + [node for node in outputs if node != save_id]
+    return [image for node in ordered for image in (outputs.get(node) or {}).get("images", [])
+            if isinstance(image, dict) and "filename" in image]
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {}

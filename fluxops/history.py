@@ -1,0 +1,84 @@
+"""Maintenance reports (text + JSON per run) and the run history (one JSON line per run)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fluxops.hashing import write_atomic
+
+SLOWER_WARN = 1.25  # a health check more than 25% slower than the recent median is worth a look
+HISTORY_WINDOW = 6
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    started_at: str
+    ok: bool
+    exit_code: int
+    seconds_per_image: float | None
+    warnings: int
+    failures: int
+    report: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryEntry:
+        spi = data.get("seconds_per_image")
+        return cls(str(data.get("started_at", "")), bool(data.get("ok")), int(data.get("exit_code", 1)),
+                   float(spi) if isinstance(spi, (int, float)) else None, int(data.get("warnings", 0)),
+                   int(data.get("failures", 0)), str(data.get("report", "")))
+
+
+def maintain_dir(state_dir: Path) -> Path:
+    return state_dir / "maintain"
+
+
+def history_file(state_dir: Path) -> Path:
+    return maintain_dir(state_dir) / "history.jsonl"
+
+
+def read_history(state_dir: Path) -> list[HistoryEntry]:
+    """Every run recorded so far, oldest first; a damaged line is skipped, not fatal."""
+    entries = []
+    try:
+        lines = history_file(state_dir).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            entries.append(HistoryEntry.from_dict(json.loads(line)))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return entries
+
+
+def append_history(state_dir: Path, entry: dict[str, Any]) -> None:
+    path = history_file(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:  # one short line per run: an append is atomic enough
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def report_path(state_dir: Path, stamp: str) -> Path:
+    """The JSON report of the run stamped ``stamp``; the text report sits beside it as .txt."""
+    return maintain_dir(state_dir) / "reports" / f"{stamp}.json"
+
+
+def write_report(state_dir: Path, stamp: str, data: dict[str, Any], text: str) -> Path:
+    json_path = report_path(state_dir, stamp)
+    write_atomic(json_path, json.dumps(data, indent=2, default=str).encode())
+    write_atomic(json_path.with_suffix(".txt"), text.encode())
+    return json_path
+
+
+def slowdown(history: list[HistoryEntry], seconds_per_image: float) -> tuple[float, float] | None:
+    """(median of recent runs, ratio) when this run is more than 25% slower than that median."""
+    recent = [h.seconds_per_image for h in history if h.seconds_per_image][-HISTORY_WINDOW:]
+    if not recent:
+        return None
+    median = statistics.median(recent)
+    ratio = seconds_per_image / median if median > 0 else 1.0
+    return (median, ratio) if ratio > SLOWER_WARN else None

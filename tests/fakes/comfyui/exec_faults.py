@@ -1,0 +1,57 @@
+"""Execution behaviour and faults of the fake ComfyUI, from environment variables read at start; tests can
+change them later through the test-only route ``POST /fake/faults`` (a JSON object of the same names in
+lower case without the prefix, e.g. ``{"oom": true}``).
+
+FAKE_COMFYUI_STEP_SECONDS        time per sampler step (default 0.005)
+FAKE_COMFYUI_SECONDS_PER_IMAGE   a fixed time per image: the whole prompt takes this x batch_size (overrides
+                                 the step time; used by the benchmark)
+FAKE_COMFYUI_OOM                 "1": the sampler raises torch.OutOfMemoryError at its first step
+FAKE_COMFYUI_LOAD_ERROR          "1": VAELoader fails like a placeholder file (RuntimeError "VAE is invalid")
+FAKE_COMFYUI_DIE_AT_STEP         N: the process exits (code 1) at sampler step N: death mid-run
+FAKE_COMFYUI_DROP_WS             "1": when a prompt starts, close every WebSocket and refuse new ones
+FAKE_COMFYUI_NO_WS               "1": /ws answers 404 (no WebSocket at all)
+FAKE_COMFYUI_BLANK               "1": SaveImage writes flat single-colour images
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+PREFIX = "FAKE_COMFYUI_"
+
+
+@dataclass
+class ExecFaults:
+    step_seconds: float = 0.005
+    seconds_per_image: float | None = None
+    oom: bool = False
+    load_error: bool = False
+    die_at_step: int | None = None
+    drop_ws: bool = False
+    no_ws: bool = False
+    blank: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ExecFaults:
+        env = os.environ if env is None else env
+        faults = cls()
+        faults.update({f.name: env[PREFIX + f.name.upper()] for f in fields(cls)
+                       if env.get(PREFIX + f.name.upper(), "").strip()})
+        return faults
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        for f in fields(self):
+            if f.name not in values:
+                continue
+            raw = values[f.name]
+            if raw is None:
+                setattr(self, f.name, None)
+            elif f.type in ("bool",):
+                setattr(self, f.name, raw in (True, 1, "1", "true"))
+            elif "int" in str(f.type):
+                setattr(self, f.name, int(raw))
+            else:
+                setattr(self, f.name, float(raw))

@@ -105,7 +105,8 @@ def load_done(paths: PartPaths, size: int) -> RangeSet:
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION or data.get("size") != size:
         return RangeSet()
     same_boot = data.get("boot_id") is not None and data.get("boot_id") == boot_id()
-    raw = data.get("written" if same_boot else "synced", [])
+    # "done": the first state format, written only after an fdatasync (the same trust as "synced").
+    raw = data.get("written" if same_boot else "synced", data.get("done", []))
     try:
         ranges = [(int(a), int(b)) for a, b in raw if 0 <= int(a) < int(b) <= min(size, part_size)]
     except (TypeError, ValueError):

@@ -144,6 +144,10 @@ class ByteSource:
                 resp.close()
                 raise RetryableError(f"{host_of(url)}: 206 with Content-Range "
                                      f"{resp.headers.get('content-range')!r}, asked for byte {start}")
+            if match.group(3) != "*" and int(match.group(3)) != size:
+                resp.close()
+                raise FluxopsError("hub.upstream_changed", f"{host_of(url)} now serves a {match.group(3)}-byte "
+                                   f"file, the manifest pins {size}: upstream changed mid-download")
             return Opened(resp, url, start, True)
         if status == 200:
             return Opened(resp, url, 0, start == 0 and end == size)

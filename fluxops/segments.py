@@ -150,6 +150,9 @@ class SegmentedDownload:
             checkpointer.sync(self._snapshot())
             if self._error is not None:
                 raise self._error
+            if not self.stop.is_set():  # every connection ended but bytes are missing: never expected
+                raise FluxopsError("download.failed", f"{self.paths.part}: the connections ended with "
+                                   f"{self.size - self._snapshot().covered} bytes still missing (kept for a rerun)")
             raise DownloadStopped(f"{checkpointer.durable_bytes} bytes kept")
         os.fsync(self._fd)
         return digest[0]
@@ -334,17 +337,19 @@ class SegmentedDownload:
             return
         self.on_note(f"{host_of(response.url)} ignores Range requests: one stream from the start")
         attempts = 0
+        current: requests.Response | None = response
         while True:
             cursor = _Cursor(0, self.size)
             try:
-                self._stream(response, cursor, whole=True)
+                current = current or self._reopen_whole(session)
+                self._stream(current, cursor, whole=True)
                 return
             except RETRYABLE as exc:
+                current = None
                 attempts = 1 if cursor.pos > 0 else attempts + 1
                 self._on_failure(exc, attempts)
                 if self.stop.wait(backoff_seconds(attempts, getattr(exc, "retry_after", None))):
                     return
-                response = self._reopen_whole(session)
 
     def _reopen_whole(self, session: requests.Session) -> requests.Response:
         for _ in range(MAX_REFRESHES):

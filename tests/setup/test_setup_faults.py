@@ -69,6 +69,15 @@ def test_server_ignoring_range_falls_back_to_one_stream(cli, scaled: Scaled) -> 
     assert_all_placed(scaled)
 
 
+def test_range_ignored_and_the_single_stream_dropped_starts_it_again(cli, scaled: Scaled) -> None:
+    scaled.hub.faults.ignore_range = True
+    scaled.hub.faults.drop_after = 300_000
+    result = cli("setup", env=scaled.env())
+    assert result.returncode == 0, result.stderr
+    assert scaled.hub.faults.drop_after is None
+    assert_all_placed(scaled)
+
+
 def test_range_ignored_on_resume_restarts_the_file_from_zero(cli, scaled: Scaled) -> None:
     scaled.hub.faults.rate = 400_000
     proc = spawn(scaled, FLUXOPS_CONNECTIONS="2", FLUXOPS_JOBS="1")

@@ -101,6 +101,13 @@ def follow(
                 fh.seek(0)
                 continue
             if _replaced(path, inode):
+                # What was written to the old file before it moved away is still unread: finish it first.
+                *complete, partial = (partial + fh.read()).split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", errors="replace").rstrip("\r")
+                if partial:
+                    yield partial.decode("utf-8", errors="replace")
+                    partial = b""
                 fh.close()
                 fh = open(path, "rb")  # noqa: SIM115
                 inode = os.fstat(fh.fileno()).st_ino

@@ -106,7 +106,7 @@ def load_done(paths: PartPaths, size: int) -> RangeSet:
         return RangeSet()
     same_boot = data.get("boot_id") is not None and data.get("boot_id") == boot_id()
     # "done": the first state format, written only after an fdatasync (the same trust as "synced").
-    raw = data.get("written" if same_boot else "synced", data.get("done", []))
+    raw = data.get("written" if same_boot else "synced", data.get("done")) or []
     try:
         ranges = [(int(a), int(b)) for a, b in raw if 0 <= int(a) < int(b) <= min(size, part_size)]
     except (TypeError, ValueError):

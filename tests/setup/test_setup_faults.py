@@ -39,7 +39,7 @@ def test_killed_half_way_the_rerun_fetches_only_what_is_missing(cli, scaled: Sca
     sha = hashlib.sha256(lora.read_bytes()).hexdigest()
     kept = resume_point(scaled.models, sha, lora.stat().st_size)
     # Lost to the kill: at most each connection's read in flight and what arrived since the last record.
-    assert 0 < kept and first - kept <= 2 * SEGMENT + 400_000
+    assert kept > 0 and first - kept <= 2 * SEGMENT + 400_000
     scaled.hub.faults.rate = None
     result = cli("setup", "--json", env=scaled.env())
     assert result.returncode == 0, result.stderr

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fluxops.partial import resume_point  # noqa: E402
+from fluxops.hub.partial import resume_point  # noqa: E402
 from tests.fakes.hub import FakeHub  # noqa: E402
 
 MiB = 1024 * 1024

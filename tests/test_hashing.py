@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxops.hashing import CHUNK, FileKey, VerifyCache, blake3_file, hash_file
+from fluxops.models.hashing import CHUNK, FileKey, VerifyCache, blake3_file, hash_file
 
 SIZES = [0, 1, 1023, 1024, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12345]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fluxops.errors import FluxopsError
-from fluxops.manifest import load_manifest, parse_manifest
+from fluxops.models.manifest import load_manifest, parse_manifest
 from fluxops.settings import packaged_manifest
 from tests.conftest import REPO
 from tests.fakes.models import manifest_toml, small_models

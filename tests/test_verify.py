@@ -126,7 +126,7 @@ def test_same_name_other_bytes_elsewhere_is_not_misplaced(cli, setup_dirs) -> No
 
 def test_fix_never_overwrites(tmp_path: Path, isolated) -> None:
     from fluxops.errors import FluxopsError
-    from fluxops.verify import _move_no_overwrite
+    from fluxops.models.verify import _move_no_overwrite
 
     src, dst = tmp_path / "a", tmp_path / "b"
     src.write_bytes(b"new")
@@ -235,9 +235,9 @@ def test_models_dir_unknown_is_a_usage_error(cli) -> None:
 
 
 def test_verify_counts_do_not_depend_on_manifest_order(tmp_path: Path, isolated) -> None:
-    from fluxops.hashing import VerifyCache
-    from fluxops.manifest import load_manifest
-    from fluxops.verify import State, verify
+    from fluxops.models.hashing import VerifyCache
+    from fluxops.models.manifest import load_manifest
+    from fluxops.models.verify import State, verify
 
     models = tmp_path / "m"
     reordered: list[FakeModel] = list(reversed(MODELS))

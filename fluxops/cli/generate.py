@@ -13,8 +13,8 @@ from fluxops.console import Output
 from fluxops.errors import ExitCode, FluxopsError
 
 if TYPE_CHECKING:
-    from fluxops.generate import Event, RunResult
-    from fluxops.jobs import Outcome
+    from fluxops.generate.jobs import Outcome
+    from fluxops.generate.runner import Event, RunResult
 
 _PANEL = "Workflow parameters"
 _SERVER = "Server"
@@ -69,7 +69,7 @@ def generate(
     """Generate images with the production workflow (FLUX.1 Krea + Turbo LoRA) through ComfyUI's API."""
     out = Output("generate", json_mode=json_out)
     with guarded(out):
-        from fluxops.workflow import Overrides
+        from fluxops.generate.workflow import Overrides
 
         settings = build_settings(ctx, output_dir=output, host=host, port=port, comfyui_dir=comfyui_dir,
                                   manifest=manifest)
@@ -81,7 +81,7 @@ def generate(
 
 def _run(out: Output, settings: Any, overrides: Any, preset: str, seed: int | None, count: int,
          workflow: Path | None, check: bool, url: str | None, stop_after: bool) -> None:
-    from fluxops import jobs
+    from fluxops.generate import jobs
 
     request = (jobs.GenerateRequest.health_check(overrides, workflow) if check else
                jobs.GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow))

@@ -40,7 +40,7 @@ def maintain(
     out = Output("maintain", json_mode=json_out)
     with guarded(out):
         from fluxops.doctor.result import CheckResult
-        from fluxops.maintain import MaintainOptions, run_maintain
+        from fluxops.maintain.run import MaintainOptions, run_maintain
 
         settings = build_settings(ctx, models_dir=models_dir, comfyui_dir=comfyui_dir, manifest=manifest)
         progress = out.note if not quiet else (lambda _t: None)
@@ -70,7 +70,7 @@ def history(
     """Show the trend of past maintenance runs: date, result, seconds per image, warnings."""
     out = Output("maintain history", json_mode=json_out)
     with guarded(out):
-        from fluxops.history import read_history
+        from fluxops.maintain.history import read_history
 
         settings = build_settings(ctx)
         entries = read_history(settings.state_dir)[-last:]
@@ -97,7 +97,7 @@ def schedule(
     out = Output("maintain schedule", json_mode=json_out)
     with guarded(out):
         from fluxops.errors import FluxopsError
-        from fluxops.schedule import manage
+        from fluxops.maintain.schedule import manage
 
         if sum((print_, install, uninstall)) > 1:
             raise FluxopsError("config.invalid", "choose one of --print, --install, --uninstall")

@@ -30,10 +30,10 @@ def verify(
     """Check the model files: present, where ComfyUI looks, right size, well-formed safetensors, right sha256."""
     out = Output("verify", json_mode=json_out)
     with guarded(out):
-        from fluxops.hashing import VerifyCache
-        from fluxops.layout import extra_yamls_for
-        from fluxops.manifest import load_manifest
-        from fluxops.verify import verify as run_verify
+        from fluxops.models.hashing import VerifyCache
+        from fluxops.models.layout import extra_yamls_for
+        from fluxops.models.manifest import load_manifest
+        from fluxops.models.verify import verify as run_verify
 
         settings = build_settings(ctx, models_dir=models_dir, comfyui_dir=comfyui_dir, manifest=manifest,
                                   jobs=jobs)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fluxops.comfy.client import is_loopback
 from fluxops.errors import FluxopsError
-from fluxops.layout import FOLDERS
+from fluxops.models.layout import FOLDERS
 
 DEFAULT_LISTEN = "127.0.0.1"
 # ComfyUI's mutually exclusive VRAM group plus --reserve-vram: when the user passes any of these through
@@ -137,7 +137,7 @@ def _yaml_scalar(text: str) -> str:
 
 
 def write_extra_paths(state_dir: Path, models_dir: Path) -> Path:
-    from fluxops.hashing import write_atomic
+    from fluxops.models.hashing import write_atomic
 
     path = state_dir / "comfy" / "extra_model_paths.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

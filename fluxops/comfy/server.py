@@ -95,7 +95,7 @@ def read_state(settings: Settings) -> ServerState | None:
 
 
 def _write_state(settings: Settings, state: ServerState) -> None:
-    from fluxops.hashing import write_atomic
+    from fluxops.models.hashing import write_atomic
 
     write_atomic(state_path(settings), (json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8"))
 

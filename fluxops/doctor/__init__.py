@@ -98,7 +98,7 @@ def memory_flags(
 ) -> list[str]:
     """ComfyUI launch flags the VRAM budget calls for on the GPU ComfyUI will use ([] when it fits or there
     is no GPU): what `fluxops comfy start` can pass as memory flags."""
-    from fluxops.vram import launch_memory_flags
+    from fluxops.machine.vram import launch_memory_flags
 
     options = DoctorOptions(width=width, height=height, cuda_device=cuda_device)
     budget = DoctorContext(settings, options, env).budget

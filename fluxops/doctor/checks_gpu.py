@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fluxops.cudaenv import ALLOC_CONF_VARS, env_findings
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
-from fluxops.gpu import GpuDevice, GpuProcess
+from fluxops.machine.cudaenv import ALLOC_CONF_VARS, env_findings
+from fluxops.machine.gpu import GpuDevice, GpuProcess
+from fluxops.machine.vram import compute_budget
 from fluxops.units import gib
-from fluxops.vram import compute_budget
 
 # The desktop's own GPU clients: they hold a little VRAM on a GPU that drives a display and cannot be closed.
 DESKTOP_PROCESSES = frozenset(

@@ -1,8 +1,8 @@
 """The Hugging Face token: present (offline), and with --online valid and able to read the gated sources.
 
-The token is the one `fluxops setup` would use (`fluxops.tokens.resolve_token`: HF_TOKEN,
+The token is the one `fluxops setup` would use (`fluxops.hub.tokens.resolve_token`: HF_TOKEN,
 HUGGING_FACE_HUB_TOKEN, HUGGINGFACE_TOKEN, a `.env`, then the stored login); the Hub is asked through
-setup's seam (`fluxops.hub.Hub`), so doctor and setup agree on what a token can do.
+setup's seam (`fluxops.hub.client.Hub`), so doctor and setup agree on what a token can do.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, Status, fail, ok, warn
 from fluxops.errors import FluxopsError
-from fluxops.manifest import Manifest
-from fluxops.tokens import ResolvedToken, resolve_token
+from fluxops.hub.tokens import ResolvedToken, resolve_token
+from fluxops.models.manifest import Manifest
 
 TOKEN_PAGE = "https://huggingface.co/settings/tokens"
 
@@ -45,7 +45,7 @@ def _gated_access(ctx: DoctorContext, hub: object, manifest: Manifest | None) ->
 
 
 def _online(ctx: DoctorContext, token: ResolvedToken, manifest: Manifest | None) -> CheckResult:
-    from fluxops.hub import Hub
+    from fluxops.hub.client import Hub
 
     hub = Hub(ctx.settings.hf_endpoint, token.value)
     facts: dict[str, object] = {"present": True, "source": token.source, "token": token.shown, "online": True}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
-from fluxops.preflight import DISK_MARGIN
+from fluxops.hub.preflight import DISK_MARGIN
 from fluxops.units import GIB, gib
 
 RUNTIME_RAM = 2 * GIB  # Python, torch and ComfyUI themselves
@@ -31,7 +31,7 @@ def check_python(ctx: DoctorContext) -> CheckResult:
 
 def _weights_bytes(ctx: DoctorContext) -> tuple[int, int] | None:
     """(all model weights, the largest one), from headers where the files are present."""
-    from fluxops.vram import model_weights
+    from fluxops.machine.vram import model_weights
 
     manifest = ctx.manifest
     if not hasattr(manifest, "files"):

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fluxops.cudaenv import Selection, select_device
 from fluxops.errors import FluxopsError
-from fluxops.gpu import GpuProbe, probe_gpus
-from fluxops.manifest import Manifest, load_manifest
+from fluxops.machine.cudaenv import Selection, select_device
+from fluxops.machine.gpu import GpuProbe, probe_gpus
+from fluxops.machine.torchprobe import TorchInfo, probe_torch
+from fluxops.machine.vram import Budget
+from fluxops.models.manifest import Manifest, load_manifest
 from fluxops.settings import Settings
-from fluxops.torchprobe import TorchInfo, probe_torch
-from fluxops.vram import Budget
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class DoctorContext:
     @functools.cached_property
     def budget(self) -> Budget | None:
         """The VRAM budget on ComfyUI's GPU; the ComfyUI fluxops started counts as free (it is the workload)."""
-        from fluxops.vram import compute_budget, model_weights
+        from fluxops.machine.vram import compute_budget, model_weights
 
         chosen, manifest = self.selection.chosen, self.manifest
         if chosen is None or isinstance(manifest, FluxopsError):

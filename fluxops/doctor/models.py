@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxops.errors import FluxopsError
-from fluxops.hashing import FileKey, VerifyCache
-from fluxops.layout import SearchPath, extra_yamls_for, search_paths
-from fluxops.manifest import Manifest, ModelSpec
-from fluxops.partial import resume_point
+from fluxops.hub.partial import resume_point
+from fluxops.models.hashing import FileKey, VerifyCache
+from fluxops.models.layout import SearchPath, extra_yamls_for, search_paths
+from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.settings import Settings
 
 

@@ -11,7 +11,7 @@ from fluxops.comfy import command as cmdline
 from fluxops.comfy import logfile
 from fluxops.comfy.crash import classify
 from fluxops.errors import FluxopsError
-from fluxops.layout import search_paths
+from fluxops.models.layout import search_paths
 from tests.conftest import DATA
 from tests.fakes.comfyui.folders import FolderPaths
 

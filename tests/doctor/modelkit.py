@@ -11,7 +11,7 @@ import json
 import struct
 from pathlib import Path
 
-from fluxops.tensorfile import DTYPE_BYTES
+from fluxops.models.tensorfile import DTYPE_BYTES
 
 # id -> (folder, filename, dtype, elements): the five files of the production workflow.
 REAL = {

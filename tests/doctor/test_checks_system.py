@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from fluxops.doctor import DoctorOptions, Status, run_doctor
-from fluxops.hashing import VerifyCache
-from fluxops.manifest import load_manifest
-from fluxops.verify import verify
+from fluxops.models.hashing import VerifyCache
+from fluxops.models.manifest import load_manifest
+from fluxops.models.verify import verify
 from tests.doctor.modelkit import make_models
 from tests.fakes.http_stub import StubServer, hub_auth_routes
 
@@ -152,7 +152,7 @@ def test_online_gated_repo_without_a_mirror_fails(make_settings, monkeypatch, tm
 def test_an_interrupted_download_counts_what_it_already_holds(make_settings, tmp_path):
     import json
 
-    from fluxops.partial import PartPaths, RangeSet
+    from fluxops.hub.partial import PartPaths, RangeSet
 
     paths = _models(tmp_path, skip=("t5xxl",))
     spec = load_manifest(paths["manifest"]).by_id("t5xxl")

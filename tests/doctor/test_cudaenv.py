@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fluxops.cudaenv import env_findings, select_device
-from fluxops.gpu import GpuDevice
+from fluxops.machine.cudaenv import env_findings, select_device
+from fluxops.machine.gpu import GpuDevice
 
 
 def _gpu(index: int, name: str = "NVIDIA RTX A6000") -> GpuDevice:

@@ -1,8 +1,8 @@
-"""fluxops.gpu through the NVML seam (a fake pynvml with the real module's shapes and errors)."""
+"""fluxops.machine.gpu through the NVML seam (a fake pynvml with the real module's shapes and errors)."""
 
 from __future__ import annotations
 
-from fluxops.gpu import probe_gpus
+from fluxops.machine.gpu import probe_gpus
 
 GIB = 1024**3
 MIB = 1024**2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxops.torchprobe import probe_torch
+from fluxops.machine.torchprobe import probe_torch
 from tests.fakes.comfy_python import calls, make_fake_python
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake interpreter is a POSIX shell script")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fluxops.manifest import load_manifest
-from fluxops.vram import (
+from fluxops.machine.vram import (
     GIB,
     MIB,
     OVERHEAD_BYTES,
@@ -15,6 +14,7 @@ from fluxops.vram import (
     model_weights,
     working_bytes,
 )
+from fluxops.models.manifest import load_manifest
 from tests.doctor.modelkit import REAL, make_models, tensor_bytes
 
 # The production files' tensor bytes (sizes from the Hub's LFS pointers, minus headers).

@@ -13,7 +13,7 @@ import requests
 import websocket
 from PIL import Image
 
-from fluxops.workflow import Overrides, build_graph, load_workflow, resolve_params
+from fluxops.generate.workflow import Overrides, build_graph, load_workflow, resolve_params
 from tests.generate.conftest import DATA, Fake
 
 pytestmark = pytest.mark.network

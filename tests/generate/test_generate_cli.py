@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from fluxops.manifest import load_manifest
+from fluxops.generate.workflow import PRESETS, Overrides, build_graph, load_workflow, resolve_params
+from fluxops.models.manifest import load_manifest
 from fluxops.settings import packaged_manifest
-from fluxops.workflow import PRESETS, Overrides, build_graph, load_workflow, resolve_params
 from tests.generate.conftest import Fake
 
 pytestmark = pytest.mark.network

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from fluxops.errors import FluxopsError
-from fluxops.nodespec import check_graph, parse_input, parse_object_info, raise_for
-from fluxops.workflow import Overrides, build_graph, load_workflow, resolve_params
+from fluxops.generate.nodespec import check_graph, parse_input, parse_object_info, raise_for
+from fluxops.generate.workflow import Overrides, build_graph, load_workflow, resolve_params
 from tests.generate.conftest import DATA
 
 SPECS = parse_object_info(json.loads((DATA / "object_info_nodes.json").read_text()))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from fluxops.errors import FluxopsError
-from fluxops.manifest import load_manifest
+from fluxops.generate.workflow import PRESETS, Overrides, build_graph, load_workflow, packaged_workflow, resolve_params
+from fluxops.models.manifest import load_manifest
 from fluxops.settings import packaged_manifest
-from fluxops.workflow import PRESETS, Overrides, build_graph, load_workflow, packaged_workflow, resolve_params
 from tests.fakes.models import small_models, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]

@@ -113,7 +113,7 @@ def test_an_orphaned_partial_is_removed(cli, month: Month) -> None:
 
 
 def test_a_slowed_health_check_warns_from_history(cli, month: Month) -> None:
-    from fluxops.history import append_history
+    from fluxops.maintain.history import append_history
 
     for day in ("2026-08-01", "2026-09-01", "2026-10-01"):
         append_history(month.state, {"started_at": day, "ok": True, "exit_code": 0, "seconds_per_image": 0.4,

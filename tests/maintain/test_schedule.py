@@ -110,7 +110,7 @@ def test_missing_crontab_is_a_clear_error(cli, tmp_path: Path) -> None:
 
 
 def test_history_empty_and_with_runs(cli, isolated) -> None:
-    from fluxops.history import append_history
+    from fluxops.maintain.history import append_history
 
     proc = cli("maintain", "history")
     assert proc.returncode == 0 and "no maintenance run" in proc.stdout
@@ -127,7 +127,7 @@ def test_history_empty_and_with_runs(cli, isolated) -> None:
 
 
 def test_slowdown_against_the_median() -> None:
-    from fluxops.history import HistoryEntry, slowdown
+    from fluxops.maintain.history import HistoryEntry, slowdown
 
     past = [HistoryEntry("d", True, 0, s, 0, 0, "") for s in (10.0, 11.0, 10.5, None)]
     assert slowdown(past, 12.0) is None

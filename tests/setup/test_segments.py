@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from fluxops import segments
-from fluxops.download import ByteSource
-from fluxops.hub import Hub
-from fluxops.manifest import Source
-from fluxops.partial import PartPaths, resume_point
-from fluxops.segments import DownloadStopped, SegmentedDownload
+from fluxops.hub import segments
+from fluxops.hub.client import Hub
+from fluxops.hub.download import ByteSource
+from fluxops.hub.partial import PartPaths, resume_point
+from fluxops.hub.segments import DownloadStopped, SegmentedDownload
+from fluxops.models.manifest import Source
 from tests.fakes.hub import FakeHub
 from tests.setup.conftest import make_safetensors
 

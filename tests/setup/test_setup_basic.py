@@ -140,9 +140,9 @@ def test_corrupt_file_is_reported_and_replaced_only_with_repair(cli, scaled: Sca
 
 
 def test_remaining_bytes_for_doctor_counts_partials_and_placed_files(cli, scaled: Scaled) -> None:
-    from fluxops.hashing import VerifyCache
-    from fluxops.manifest import load_manifest
-    from fluxops.provision import remaining_bytes
+    from fluxops.hub.provision import remaining_bytes
+    from fluxops.models.hashing import VerifyCache
+    from fluxops.models.manifest import load_manifest
 
     manifest = load_manifest(scaled.manifest)
     cache = VerifyCache(scaled.models / "cache.json")

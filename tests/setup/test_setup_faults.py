@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from fluxops.partial import resume_point
+from fluxops.hub.partial import resume_point
 from tests.setup.conftest import GOOD_TOKEN, SEGMENT, Scaled, spawn, wait_until
 from tests.setup.test_setup_basic import DESTS, assert_all_placed
 

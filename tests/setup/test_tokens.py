@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxops.tokens import redact, resolve_token, scrub
+from fluxops.hub.tokens import redact, resolve_token, scrub
 
 
 def test_flag_wins_over_every_variable(tmp_path: Path, isolated: dict[str, str]) -> None:
@@ -37,7 +37,7 @@ def test_stored_login_is_the_last_resort(tmp_path: Path, isolated: dict[str, str
     import subprocess
     import sys
 
-    code = ("from pathlib import Path; from fluxops.tokens import resolve_token; "
+    code = ("from pathlib import Path; from fluxops.hub.tokens import resolve_token; "
             "t = resolve_token(None, {}, Path('.')); print(t.source, t.shown)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=tmp_path, env={**__import__("os").environ,

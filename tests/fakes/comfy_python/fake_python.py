@@ -1,6 +1,6 @@
 """A stand-in for ComfyUI's Python interpreter, answering fluxops's torch queries without torch.
 
-Invoked as `python -c SCRIPT QUERY` (the way fluxops.torchprobe calls an interpreter). QUERY is "locate"
+Invoked as `python -c SCRIPT QUERY` (the way fluxops.machine.torchprobe calls an interpreter). QUERY is "locate"
 (where torch/version.py is: the fake's own torch dir, $FAKE_TORCH_DIR) or "query" (what importing torch
 says). $FAKE_TORCH_MODE picks the torch it pretends to have: cuda124, cpu, too_new, crash, hang, none.
 Each call is appended to $FAKE_TORCH_LOG so tests can count the expensive queries.

@@ -1,6 +1,6 @@
 """A stand-in for nvidia-ml-py's `pynvml`, driven by a scenario JSON file named by $FAKE_NVML_SCENARIO.
 
-It mirrors the parts of the real module fluxops.gpu uses, with the real shapes: NVMLError subclasses built
+It mirrors the parts of the real module fluxops.machine.gpu uses, with the real shapes: NVMLError subclasses built
 from the NVML_ERROR_* codes (NVMLError(code) returns the subclass, e.g. NVMLError_LibraryNotFound), calls
 before nvmlInit fail with NVMLError_Uninitialized, memory info is a ctypes structure with total/free/used in
 bytes, process lists are objects with .pid/.usedGpuMemory, power is in milliwatts, the CUDA driver version is

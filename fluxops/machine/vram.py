@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluxops.manifest import Manifest
-from fluxops.tensorfile import NotSafetensors, read_summary
+from fluxops.models.manifest import Manifest
+from fluxops.models.tensorfile import NotSafetensors, read_summary
 
 GIB = 1024**3
 MIB = 1024**2

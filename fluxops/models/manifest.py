@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.errors import FluxopsError
-from fluxops.layout import ALIASES, FOLDERS
+from fluxops.models.layout import ALIASES, FOLDERS
 
 if sys.version_info >= (3, 11):
     import tomllib

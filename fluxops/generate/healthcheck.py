@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.errors import FluxopsError
-from fluxops.imagefiles import measure_png
+from fluxops.generate.imagefiles import measure_png
 
 # Mean per-channel pixel variance below which an image counts as blank. A flat image scores 0, a photo
 # hundreds to thousands; 25 (a standard deviation of 5 levels out of 255) leaves room for near-black frames

@@ -16,19 +16,19 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fluxops.download import ByteSource
 from fluxops.errors import FluxopsError
-from fluxops.hashing import FileKey, VerifyCache
-from fluxops.hub import Hub, RemoteFile
-from fluxops.layout import extra_yamls_for
+from fluxops.hub.client import Hub, RemoteFile
+from fluxops.hub.download import ByteSource
+from fluxops.hub.partial import PartPaths, discard, prune_partials, resume_point
+from fluxops.hub.preflight import check_disk, choose_source, free_bytes
+from fluxops.hub.segments import DownloadStopped, SegmentedDownload
+from fluxops.hub.tokens import ResolvedToken
 from fluxops.locking import models_lock
-from fluxops.manifest import Manifest, ModelSpec
-from fluxops.partial import PartPaths, discard, prune_partials, resume_point
-from fluxops.preflight import check_disk, choose_source, free_bytes
-from fluxops.segments import DownloadStopped, SegmentedDownload
+from fluxops.models.hashing import FileKey, VerifyCache
+from fluxops.models.layout import extra_yamls_for
+from fluxops.models.manifest import Manifest, ModelSpec
+from fluxops.models.verify import PARTIAL_DIR, State, verify
 from fluxops.settings import Settings
-from fluxops.tokens import ResolvedToken
-from fluxops.verify import PARTIAL_DIR, State, verify
 
 CORRUPT = (State.WRONG_SIZE, State.MALFORMED, State.HASH_MISMATCH)
 

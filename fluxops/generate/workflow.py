@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.errors import FluxopsError
-from fluxops.manifest import Manifest
+from fluxops.models.manifest import Manifest
 
 DEFAULT_WORKFLOW_NAME = "production_photorealistic_turbo.json"
 EXPORT_HINT = ("in ComfyUI, open the workflow and use the menu Workflow > Export (API), then pass that file "

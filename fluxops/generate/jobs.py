@@ -13,13 +13,11 @@ from urllib.parse import urlsplit
 
 from fluxops.comfy.client import ComfyClient, is_loopback
 from fluxops.errors import FluxopsError
-from fluxops.generate import Event, Job, RunContext, Runner, RunResult
-from fluxops.healthcheck import Verdict, assess
-from fluxops.manifest import Manifest, load_manifest
-from fluxops.nodespec import check_graph, parse_object_info, raise_for
-from fluxops.serverconn import connect, stop_if_started
-from fluxops.settings import Settings
-from fluxops.workflow import (
+from fluxops.generate.healthcheck import Verdict, assess
+from fluxops.generate.nodespec import check_graph, parse_object_info, raise_for
+from fluxops.generate.runner import Event, Job, RunContext, Runner, RunResult
+from fluxops.generate.serverconn import connect, stop_if_started
+from fluxops.generate.workflow import (
     DEFAULT_PRESET,
     Overrides,
     Workflow,
@@ -28,6 +26,8 @@ from fluxops.workflow import (
     model_names,
     resolve_params,
 )
+from fluxops.models.manifest import Manifest, load_manifest
+from fluxops.settings import Settings
 
 SEED_LIMIT = 2**64  # KSampler's seed range is 0..18446744073709551615
 CHECK_SEED = 20240601
@@ -151,7 +151,7 @@ def execute(settings: Settings, the_plan: Plan, *, url: str | None = None, stop_
 
 def _gpu_processes() -> list[str]:
     """Processes holding VRAM on this machine, from doctor's NVML probe, for the out-of-memory hint."""
-    from fluxops.gpu import probe_gpus  # doctor's NVML seam: no driver gives no devices, never an error
+    from fluxops.machine.gpu import probe_gpus  # doctor's NVML seam: no driver gives no devices, never an error
 
     def used(n: int | None) -> str:
         return f"{n / 2**30:.1f} GiB" if n else "memory unknown"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fluxops.hashing import write_atomic
+from fluxops.models.hashing import write_atomic
 
 SLOWER_WARN = 1.25  # a health check more than 25% slower than the recent median is worth a look
 HISTORY_WINDOW = 6

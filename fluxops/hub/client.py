@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from fluxops.errors import FluxopsError
-from fluxops.manifest import Source
-from fluxops.tokens import scrub
+from fluxops.hub.tokens import scrub
+from fluxops.models.manifest import Source
 
 METADATA_TIMEOUT = 20.0
 METADATA_ATTEMPTS = 3

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fluxops.errors import FluxopsError
-from fluxops.hub import Hub, RemoteFile
-from fluxops.manifest import ModelSpec, Source
+from fluxops.hub.client import Hub, RemoteFile
+from fluxops.models.manifest import ModelSpec, Source
 
 DISK_MARGIN = 256 * 1024 * 1024  # room for the file system's own needs and anything else writing there
 

@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from fluxops.errors import FluxopsError
-from fluxops.hub import Hub
+from fluxops.hub.client import Hub
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0

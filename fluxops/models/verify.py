@@ -18,10 +18,10 @@ from enum import Enum
 from pathlib import Path
 
 from fluxops.errors import FluxopsError
-from fluxops.hashing import FileKey, ProgressFn, VerifyCache, blake3_file, hash_file
-from fluxops.layout import SearchPath, search_paths
-from fluxops.manifest import Manifest, ModelSpec
-from fluxops.tensorfile import NotSafetensors, read_summary
+from fluxops.models.hashing import FileKey, ProgressFn, VerifyCache, blake3_file, hash_file
+from fluxops.models.layout import SearchPath, search_paths
+from fluxops.models.manifest import Manifest, ModelSpec
+from fluxops.models.tensorfile import NotSafetensors, read_summary
 
 PARTIAL_DIR = ".fluxops-partial"  # downloads in progress live here; never mistaken for a placed file
 MAX_WALK_DEPTH = 4

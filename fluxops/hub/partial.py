@@ -16,8 +16,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluxops.hashing import write_atomic
-from fluxops.verify import PARTIAL_DIR
+from fluxops.models.hashing import write_atomic
+from fluxops.models.verify import PARTIAL_DIR
 
 STATE_VERSION = 1
 PART_SUFFIX = ".part"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fluxops.gpu import GpuDevice
+from fluxops.machine.gpu import GpuDevice
 
 ALLOC_CONF_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
 # Options torch's caching allocator accepts (c10/cuda/CUDAAllocatorConfig and c10/core/AllocatorConfig).

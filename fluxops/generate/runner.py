@@ -22,8 +22,8 @@ from fluxops.comfy import failures
 from fluxops.comfy.client import ComfyClient
 from fluxops.comfy.ws import EventStream, StreamClosed
 from fluxops.errors import FluxopsError
-from fluxops.imagefiles import output_stem, save_image
-from fluxops.workflow import Params, Workflow
+from fluxops.generate.imagefiles import output_stem, save_image
+from fluxops.generate.workflow import Params, Workflow
 
 POLL_SECONDS = 0.2
 SILENCE_CHECK_SECONDS = 5.0

@@ -17,7 +17,7 @@ from typing import Any
 
 from fluxops.doctor.result import CheckResult, Status, fail, ok, skip, warn
 from fluxops.errors import FluxopsError
-from fluxops.history import append_history, read_history, report_path, slowdown, write_report
+from fluxops.maintain.history import append_history, read_history, report_path, slowdown, write_report
 from fluxops.settings import Settings
 
 LOG_MAX_AGE_DAYS = 30  # rotated ComfyUI logs older than this are removed
@@ -74,10 +74,10 @@ class MaintainReport:
 # -- steps -------------------------------------------------------------------------------------------------
 def step_verify(settings: Settings) -> CheckResult:
     """Full re-verification (bit rot): blake3 against the hashes recorded when sha256 matched."""
-    from fluxops.hashing import VerifyCache
-    from fluxops.layout import extra_yamls_for
-    from fluxops.manifest import load_manifest
-    from fluxops.verify import verify
+    from fluxops.models.hashing import VerifyCache
+    from fluxops.models.layout import extra_yamls_for
+    from fluxops.models.manifest import load_manifest
+    from fluxops.models.verify import verify
 
     manifest = load_manifest(settings.manifest)
     models_dir = settings.require_models_dir()
@@ -94,8 +94,8 @@ def step_verify(settings: Settings) -> CheckResult:
 
 
 def step_partials(settings: Settings) -> CheckResult:
-    from fluxops.manifest import load_manifest
-    from fluxops.provision import prune
+    from fluxops.hub.provision import prune
+    from fluxops.models.manifest import load_manifest
 
     removed = prune(load_manifest(settings.manifest), settings.require_models_dir())
     freed = sum(size for _, size in removed)
@@ -107,7 +107,7 @@ def step_partials(settings: Settings) -> CheckResult:
 def step_logs(settings: Settings, max_age_days: int, now: float) -> CheckResult:
     """Rotated ComfyUI logs and old maintenance reports beyond their age or count are removed."""
     from fluxops.comfy.logfile import LOG_NAME, log_dir
-    from fluxops.history import maintain_dir
+    from fluxops.maintain.history import maintain_dir
 
     removed: list[str] = []
     cutoff = now - max_age_days * 86400
@@ -165,7 +165,7 @@ def step_updates(settings: Settings, online: bool) -> CheckResult:
 
 
 def step_gpu_health(settings: Settings) -> CheckResult:
-    from fluxops.gpu import probe_gpus
+    from fluxops.machine.gpu import probe_gpus
 
     probe = probe_gpus()
     if not probe.loaded:
@@ -183,8 +183,8 @@ def step_gpu_health(settings: Settings) -> CheckResult:
 
 def step_health_check(settings: Settings, note: Callable[[str], None]) -> tuple[CheckResult, float | None]:
     """`generate --check` through the real stack; starts ComfyUI if needed and stops only what it started."""
-    from fluxops.jobs import GenerateRequest, execute, plan
-    from fluxops.workflow import Overrides
+    from fluxops.generate.jobs import GenerateRequest, execute, plan
+    from fluxops.generate.workflow import Overrides
 
     out_dir = settings.state_dir / "maintain" / "healthcheck"
     shutil.rmtree(out_dir, ignore_errors=True)  # only the last check's image is kept

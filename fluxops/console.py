@@ -107,12 +107,8 @@ class Output:
         self.err.print(Text(text, style="yellow"))
 
     # -- progress ------------------------------------------------------------------------------------
-    @contextmanager
-    def byte_progress(self, description: str) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-        """Yields (set_total, advance). A bar on a terminal; nothing otherwise. Thread-safe."""
-        if not self.interactive:
-            yield (lambda _n: None), (lambda _n: None)
-            return
+    def _byte_bars(self, transient: bool) -> Any:
+        """A rich Progress for byte counts: description, bar, done/total, speed, time left."""
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -122,9 +118,17 @@ class Output:
             TransferSpeedColumn,
         )
 
+        return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+                        TransferSpeedColumn(), TimeRemainingColumn(), console=self.err, transient=transient)
+
+    @contextmanager
+    def byte_progress(self, description: str) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+        """Yields (set_total, advance). A bar on a terminal; nothing otherwise. Thread-safe."""
+        if not self.interactive:
+            yield (lambda _n: None), (lambda _n: None)
+            return
         lock = threading.Lock()
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-                      TransferSpeedColumn(), TimeRemainingColumn(), console=self.err, transient=True) as bar:
+        with self._byte_bars(transient=True) as bar:
             task = bar.add_task(escape(description), total=None)
 
             def set_total(n: int) -> None:
@@ -142,17 +146,7 @@ class Output:
         if not self.interactive:
             yield TransferBars(None)
             return
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-                      TransferSpeedColumn(), TimeRemainingColumn(), console=self.err, transient=False) as bar:
+        with self._byte_bars(transient=False) as bar:
             yield TransferBars(bar)
 
     @contextmanager

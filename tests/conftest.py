@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
 _SCRUB_PREFIXES = ("FLUXOPS_", "HF_", "HUGGING")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background of a non-interactive shell (as CI may start it) inherits SIGINT as
+    *ignored*, and an ignored signal stays ignored across exec: the Ctrl-C tests could not interrupt their
+    subprocesses. With a handler installed here, every child starts with SIGINT's default instead."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 _SCRUB = {"HUGGINGFACE_TOKEN", "CUDA_VISIBLE_DEVICES", "PYTORCH_CUDA_ALLOC_CONF"}
 
 

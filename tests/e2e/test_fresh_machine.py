@@ -139,3 +139,18 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = next(line for line in readme if "pytest" in line).split("&&")[-1].strip()
     ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
     assert any(line.startswith(test_command) for line in ci_lines), (test_command, ci_lines)
+
+
+def test_installed_fluxops_verifies_an_empty_models_dir_and_has_help(fresh_venv: Path, tmp_path: Path) -> None:
+    exe = str(fresh_venv / "bin" / "fluxops")
+    env = {**os.environ, "FLUXOPS_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": ""}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([exe, "verify", "--models-dir", str(empty)], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout.count("missing") >= 5 and "fluxops setup" in proc.stderr
+    for args in ([], ["setup"], ["verify"], ["doctor"], ["comfy"], ["comfy", "start"], ["generate"],
+                 ["maintain"], ["maintain", "schedule"], ["config"]):
+        shown = subprocess.run([exe, *args, "--help"], capture_output=True, text=True, env=env, timeout=60)
+        assert shown.returncode == 0 and "Usage" in shown.stdout, (args, shown.stderr)

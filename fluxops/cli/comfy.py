@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, JsonOpt, ModelsDirOpt
+from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, ModelsDirOpt
 from fluxops.console import Output, human_bytes
 from fluxops.errors import ExitCode
 
@@ -48,6 +48,7 @@ def start(
     comfyui_dir: ComfyDirOpt = None,
     comfyui_python: ComfyPythonOpt = None,
     models_dir: ModelsDirOpt = None,
+    manifest: ManifestOpt = None,
     listen: Annotated[
         str | None,
         typer.Option(
@@ -77,7 +78,8 @@ def start(
         from fluxops.comfy import server
 
         settings = build_settings(
-            ctx, comfyui_dir=comfyui_dir, comfyui_python=comfyui_python, models_dir=models_dir, port=port
+            ctx, comfyui_dir=comfyui_dir, comfyui_python=comfyui_python, models_dir=models_dir, manifest=manifest,
+            port=port,
         )
         extra = cmdline.split_comfy_args(comfy_arg or [])
         exposed = cmdline.exposed_addresses(cmdline.parse_listen(listen or cmdline.DEFAULT_LISTEN))

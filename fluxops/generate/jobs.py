@@ -130,6 +130,8 @@ def execute(settings: Settings, the_plan: Plan, *, url: str | None = None, stop_
     """Reach (or start) the server, check the graphs against it, run them, and judge the health check."""
     note = on_note or (lambda _text: None)
     conn = connect(settings, url, on_note=note)
+    if conn.started and not stop_after:
+        note("the ComfyUI this command started stays running: `fluxops comfy stop` stops it")
     try:
         check_against_server(conn.client, the_plan)
         if the_plan.request.check:  # an identical graph would be served from the cache without running a node

@@ -49,7 +49,7 @@ def connect(settings: Settings, url: str | None, on_note: Note) -> Connection:
             on_note(f"  {line}")
         raise
     client = ComfyClient(state.url)
-    on_note(f"ComfyUI is ready at {state.url} (pid {state.pid}); it stays running: `fluxops comfy stop` stops it")
+    on_note(f"ComfyUI is ready at {state.url} (pid {state.pid})")
     return Connection(client, client.system_stats(), started=True)
 
 

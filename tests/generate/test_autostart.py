@@ -25,7 +25,7 @@ def test_starts_comfyui_and_leaves_it_running(comfy: Any, cli: Any, tmp_path: Pa
     assert not _listening(comfy.port)
     result = cli("generate", "--seed", "1", "--output", str(tmp_path / "out"), "--json")
     assert result.returncode == 0, result.stderr
-    assert "starting one from" in result.stderr and "it stays running" in result.stderr
+    assert "starting one from" in result.stderr and "started stays running" in result.stderr
     assert json.loads(result.stdout)["data"]["images"][0]["path"].endswith("production_photo_1.png")
     assert comfy.state_file.is_file() and _listening(comfy.port)
     again = cli("generate", "--seed", "2", "--output", str(tmp_path / "out"))  # reuses it
@@ -38,6 +38,7 @@ def test_stop_after_stops_the_server_it_started(comfy: Any, cli: Any, tmp_path: 
     result = cli("generate", "--output", str(tmp_path / "out"), "--stop-after")
     assert result.returncode == 0, result.stderr
     assert "stopped the ComfyUI this command started" in result.stderr
+    assert "stays running" not in result.stderr
     assert not comfy.state_file.exists() and not _listening(comfy.port)
 
 

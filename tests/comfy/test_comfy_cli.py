@@ -159,22 +159,29 @@ def test_port_held_by_another_comfyui_is_left_alone(comfy, start_fake) -> None:
     assert requests.get(f"http://127.0.0.1:{port}/queue", timeout=5).status_code == 200
 
 
-def test_a_server_taking_the_port_during_start_is_not_mistaken_for_ours(
-    comfy, tmp_path: Path, no_leftover_processes: Path
-) -> None:
-    """The race protocol.md 1.2 describes: another server answers while ours dies at bind."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_COMFYUI_START_DELAY": "3"}
+def _start_in_background(tmp_path: Path, pid_dir: Path, *args: str, **fake_env: str) -> subprocess.Popen:
+    """`fluxops comfy start ARGS` as a background process, returned once the fake ComfyUI it spawns runs."""
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "fluxops", "comfy", "start", "--timeout", "60"],
+        [sys.executable, "-m", "fluxops", "comfy", "start", *args],
         cwd=tmp_path / "work",
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO), **fake_env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + 30
-    while not list(no_leftover_processes.glob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)  # our fake ComfyUI has been spawned (the launcher's port check is behind it)
+    while not list(pid_dir.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return launcher
+
+
+def test_a_server_taking_the_port_during_start_is_not_mistaken_for_ours(
+    comfy, tmp_path: Path, no_leftover_processes: Path
+) -> None:
+    """The race protocol.md 1.2 describes: another server answers while ours dies at bind."""
+    # our fake ComfyUI has been spawned once this returns (the launcher's port check is behind it)
+    launcher = _start_in_background(tmp_path, no_leftover_processes, "--timeout", "60",
+                                    FAKE_COMFYUI_START_DELAY="3")
     other = _serve_other(comfy.port)
     next(other)
     try:
@@ -301,18 +308,8 @@ def test_an_older_comfyui_without_argv_is_recognised_by_its_listening_pid(comfy)
 
 
 def test_ctrl_c_during_start_leaves_nothing_behind(comfy, tmp_path: Path, no_leftover_processes: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_COMFYUI_NEVER_READY": "1"}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "fluxops", "comfy", "start"],
-        cwd=tmp_path / "work",
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not list(no_leftover_processes.glob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the fake ComfyUI runs (and will never be ready)
+    # the fake ComfyUI runs (and will never be ready) once this returns
+    launcher = _start_in_background(tmp_path, no_leftover_processes, FAKE_COMFYUI_NEVER_READY="1")
     launcher.send_signal(signal.SIGINT)
     _out, err = launcher.communicate(timeout=30)
     assert launcher.returncode == 130, err

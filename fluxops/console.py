@@ -62,11 +62,6 @@ class Output:
         if not self.json_mode:
             self.out.print(Text(text, style=style or ""))
 
-    def markup(self, text: str) -> None:
-        """Print fluxops's own markup (callers escape anything from outside with ``escape``)."""
-        if not self.json_mode:
-            self.out.print(text)
-
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None,
               styles: Sequence[str | None] | None = None) -> None:
         if self.json_mode:

@@ -15,7 +15,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from fluxops.errors import FluxopsError
-from fluxops.models.verify import PARTIAL_DIR
+from fluxops.hub.partial import PARTIAL_DIR
 
 LOCK_NAME = "setup.lock"
 

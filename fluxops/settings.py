@@ -146,9 +146,47 @@ class Settings:
             raise FluxopsError("models_dir.not_a_dir", f"{self.models_dir} is not a directory")
         return self.models_dir
 
+    # Where fluxops keeps its own state, one name each (nothing joins these paths by hand elsewhere).
     @property
     def cache_dir(self) -> Path:
         return self.state_dir / "cache"
+
+    @property
+    def verify_cache_path(self) -> Path:
+        """Verdicts of `fluxops verify` and setup, keyed by file identity."""
+        return self.cache_dir / "verify.json"
+
+    @property
+    def torch_cache_path(self) -> Path:
+        """What ComfyUI's torch answered, keyed by the torch install."""
+        return self.cache_dir / "torch.json"
+
+    @property
+    def comfy_state_dir(self) -> Path:
+        return self.state_dir / "comfy"
+
+    @property
+    def comfy_server_path(self) -> Path:
+        """The one ComfyUI server fluxops started (pid, start time, command, log)."""
+        return self.comfy_state_dir / "server.json"
+
+    @property
+    def comfy_lock_path(self) -> Path:
+        return self.comfy_state_dir / "server.lock"
+
+    @property
+    def comfy_log_dir(self) -> Path:
+        return self.comfy_state_dir / "logs"
+
+    @property
+    def extra_paths_yaml(self) -> Path:
+        """The extra_model_paths.yaml fluxops writes when the models dir is outside ComfyUI."""
+        return self.comfy_state_dir / "extra_model_paths.yaml"
+
+    @property
+    def maintain_dir(self) -> Path:
+        """maintain's reports, history, lock and health-check image."""
+        return self.state_dir / "maintain"
 
     def shown(self) -> list[tuple[str, str, str]]:
         """(name, value, source) for every setting, for `fluxops config`."""

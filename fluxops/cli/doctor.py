@@ -67,7 +67,7 @@ def write_report(path: Path, report: DoctorReport, env: dict[str, str]) -> None:
     import getpass
 
     from fluxops.doctor.redact import redact
-    from fluxops.models.hashing import write_atomic
+    from fluxops.files import write_atomic
 
     lines = [
         f"fluxops doctor report · fluxops {__version__} · {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",

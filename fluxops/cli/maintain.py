@@ -73,7 +73,7 @@ def history(
         from fluxops.maintain.history import read_history
 
         settings = build_settings(ctx)
-        entries = read_history(settings.state_dir)[-last:]
+        entries = read_history(settings.maintain_dir)[-last:]
         out.emit([e.__dict__ for e in entries])
         if not entries:
             out.line("no maintenance run recorded yet: run `fluxops maintain`")

@@ -15,13 +15,13 @@ from fluxops.console import Output, Text, TransferBars, human_bytes
 from fluxops.errors import ExitCode
 
 if TYPE_CHECKING:
-    from fluxops.hub.provision import FileOutcome, SetupReport
+    from fluxops.setup.run import FileOutcome, SetupReport
 
 _ACTION_STYLE = {"present": "green", "placed": "green", "download": "cyan", "corrupt": "red", "failed": "red"}
 
 
 def _events(out: Output, bars: TransferBars):  # type: ignore[no-untyped-def]
-    from fluxops.hub.provision import SetupEvents
+    from fluxops.setup.run import SetupEvents
 
     class CliEvents(SetupEvents):
         def note(self, text: str) -> None:
@@ -66,8 +66,8 @@ def _render(out: Output, report: SetupReport) -> None:
 
 
 def _prune(out: Output, manifest_path: Path, root: Path) -> None:
-    from fluxops.hub.provision import prune
     from fluxops.models.manifest import load_manifest
+    from fluxops.setup.run import prune
 
     removed = prune(load_manifest(manifest_path), root)
     out.emit({"removed": [{"path": str(p), "bytes": n} for p, n in removed]})
@@ -101,9 +101,9 @@ def setup(
     """Download the manifest's files from Hugging Face: resumable, sha256-verified, placed for ComfyUI."""
     out = Output("setup", json_mode=json_out)
     with guarded(out):
-        from fluxops.hub.provision import SetupOptions, run_setup
         from fluxops.hub.tokens import resolve_token
         from fluxops.models.manifest import load_manifest
+        from fluxops.setup.run import SetupOptions, run_setup
 
         settings = build_settings(ctx, models_dir=models_dir, comfyui_dir=comfyui_dir, manifest=manifest,
                                   jobs=jobs, connections=connections)

@@ -39,7 +39,7 @@ def verify(
                                   jobs=jobs)
         spec = load_manifest(settings.manifest)
         root = settings.require_models_dir()
-        cache = VerifyCache(settings.cache_dir / "verify.json")
+        cache = VerifyCache(settings.verify_cache_path)
         with out.byte_progress("hashing") as (set_total, advance):
             report = run_verify(spec, root, cache, extra_yamls=extra_yamls_for(settings.comfyui_dir),
                                 full=full, fix=fix, jobs=settings.jobs, on_total=set_total, on_progress=advance)

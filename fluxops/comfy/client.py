@@ -1,6 +1,6 @@
-"""A small HTTP client for ComfyUI's API (protocol.md section 3), with one mapping from transport failures
-to FluxopsError.
+"""A small HTTP client for ComfyUI's API, with one mapping from transport failures to FluxopsError.
 
+The routes are those of ComfyUI's `server.py` (https://docs.comfy.org/development/comfyui-server/comms_routes).
 Every route exists as `/X` and `/api/X`; this client uses the plain `/X` form, which every ComfyUI version
 serves. `request()` is public so other features (submitting prompts, fetching images) reuse the same error
 mapping instead of catching requests' exceptions themselves.
@@ -158,7 +158,7 @@ class ComfyClient:
             raise FluxopsError("comfy.bad_response", f"{self.base_url}/models/{folder} is not a list")
         return [str(name) for name in data]
 
-    # -- running prompts (protocol.md sections 3.2-3.5) -------------------------------------------------
+    # -- running prompts: /prompt, /queue, /history, /interrupt ---------------------------------------
     def post_prompt(self, graph: dict[str, Any], *, client_id: str, prompt_id: str | None = None,
                     extra_data: dict[str, Any] | None = None) -> requests.Response:
         """`POST /prompt`. Returns the response: 200 (queued) or 400 (`error` + `node_errors`, for the caller

@@ -1,4 +1,5 @@
-"""ComfyUI's command line as fluxops builds it (protocol.md section 1), and the extra_model_paths.yaml that
+"""ComfyUI's command line as fluxops builds it (the flags of ComfyUI's `comfy/cli_args.py`,
+https://github.com/comfyanonymous/ComfyUI/blob/master/comfy/cli_args.py), and the extra_model_paths.yaml that
 wires a models folder outside `<ComfyUI>/models` into ComfyUI."""
 
 from __future__ import annotations
@@ -136,10 +137,8 @@ def _yaml_scalar(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid double-quoted YAML scalar
 
 
-def write_extra_paths(state_dir: Path, models_dir: Path) -> Path:
-    from fluxops.models.hashing import write_atomic
+def write_extra_paths(path: Path, models_dir: Path) -> Path:
+    from fluxops.files import write_atomic
 
-    path = state_dir / "comfy" / "extra_model_paths.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, extra_paths_text(models_dir).encode("utf-8"))
     return path

@@ -1,6 +1,7 @@
-"""Why a ComfyUI that exited during start-up failed, read from the end of its log (protocol.md 1.2-1.3 and
-the recorded launcher failures). Non-fatal import errors (e.g. torchaudio) appear in every healthy start-up
-log, so only the LAST exception line of the log decides, plus argparse's usage error."""
+"""Why a ComfyUI that exited during start-up failed, read from the end of its log (what ComfyUI's `main.py`
+prints, https://github.com/comfyanonymous/ComfyUI/blob/master/main.py, and launcher failures seen on real
+servers). Non-fatal import errors (e.g. torchaudio) appear in every healthy start-up log, so only the LAST
+exception line of the log decides, plus argparse's usage error."""
 
 from __future__ import annotations
 

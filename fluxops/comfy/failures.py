@@ -1,4 +1,5 @@
-"""ComfyUI's error answers turned into one FluxopsError each, with the fix (protocol.md sections 3.2 and 7).
+"""ComfyUI's error answers turned into one FluxopsError each, with the fix (the shapes
+`execution.py` answers with, https://github.com/comfyanonymous/ComfyUI/blob/master/execution.py).
 
 - A 400 from ``POST /prompt``: ``error`` plus ``node_errors`` (every failing node, each with its reasons).
 - An ``execution_error`` (WebSocket or the last history message): out of memory, a model file that cannot be

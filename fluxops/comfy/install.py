@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +54,3 @@ def inspect_install(comfyui_dir: Path, python_override: Path | None = None) -> C
     return ComfyInstall(root=comfyui_dir, main_py=comfyui_dir / "main.py", python=python,
                         python_source=source, version=read_version(comfyui_dir))
 
-
-def current_python() -> Path:
-    return Path(sys.executable)

@@ -20,10 +20,6 @@ KEEP = 5
 MAX_BYTES = 10 * 1024 * 1024
 
 
-def log_dir(state_dir: Path) -> Path:
-    return state_dir / "comfy" / "logs"
-
-
 def _shift(directory: Path, keep: int) -> None:
     """.N-1 -> .N ... .1 -> .2, dropping the oldest, so .1 is free."""
     for n in range(keep - 1, 0, -1):

@@ -3,8 +3,8 @@
 The state file `<state_dir>/comfy/server.json` records the one server fluxops started:
 `pid, create_time, host, port, command, comfyui_dir, log_path, started_at`. A process counts as ours only
 if both its pid and its start time match (a pid can be reused), and a server answering on the port counts as
-ours only if its `/system_stats` argv is the command we launched (another ComfyUI may hold the port,
-protocol.md 1.2).
+ours only if its `/system_stats` argv is the command we launched (another ComfyUI may hold the port:
+ComfyUI binds after loading its nodes, so the port can be taken in between).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class ServerState:
 
 
 def state_path(settings: Settings) -> Path:
-    return settings.state_dir / "comfy" / "server.json"
+    return settings.comfy_server_path
 
 
 def read_state(settings: Settings) -> ServerState | None:
@@ -95,7 +95,7 @@ def read_state(settings: Settings) -> ServerState | None:
 
 
 def _write_state(settings: Settings, state: ServerState) -> None:
-    from fluxops.models.hashing import write_atomic
+    from fluxops.files import write_atomic
 
     write_atomic(state_path(settings), (json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8"))
 
@@ -133,7 +133,7 @@ def answers_as(state: ServerState, timeout: float = 2.0) -> bool:
 def _lock(settings: Settings, timeout: float):  # -> filelock.FileLock
     from filelock import FileLock
 
-    path = settings.state_dir / "comfy" / "server.lock"
+    path = settings.comfy_lock_path
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path), timeout=timeout)
 
@@ -180,7 +180,7 @@ def _plan(settings: Settings, listen: str, extra_args: Sequence[str], memory_fla
     extra_yaml = None
     if cmdline.models_outside(settings.comfyui_dir, settings.models_dir):
         assert settings.models_dir is not None
-        extra_yaml = cmdline.write_extra_paths(settings.state_dir, settings.models_dir)
+        extra_yaml = cmdline.write_extra_paths(settings.extra_paths_yaml, settings.models_dir)
     command = cmdline.build_command(
         install.python,
         install.main_py,
@@ -286,7 +286,7 @@ def _kill(state: ServerState) -> None:
 def _spawn(settings: Settings, plan: _Plan, note: Event) -> tuple[Any, ServerState]:
     import psutil
 
-    log_path = logfile.rotate(logfile.log_dir(settings.state_dir))
+    log_path = logfile.rotate(settings.comfy_log_dir)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # log lines reach the file as they happen
     note(f"starting ComfyUI: {' '.join(plan.command)}")
     proc = spawn_detached(plan.command, cwd=plan.comfyui_dir, log_path=log_path, env=env)
@@ -499,7 +499,7 @@ def status(settings: Settings, timeout: float = 5.0) -> ServerStatus:
 def current_log(settings: Settings) -> Path:
     """The log of the running (or last) ComfyUI fluxops started."""
     state = read_state(settings)
-    path = Path(state.log_path) if state else logfile.log_dir(settings.state_dir) / logfile.LOG_NAME
+    path = Path(state.log_path) if state else settings.comfy_log_dir / logfile.LOG_NAME
     if not path.is_file():
         raise FluxopsError("comfy.no_log", f"no ComfyUI log at {path}")
     return path

@@ -1,4 +1,5 @@
-"""ComfyUI's WebSocket (``/ws?clientId=ID``, protocol.md section 4) as a stream of JSON messages.
+"""ComfyUI's WebSocket (``/ws?clientId=ID``,
+https://docs.comfy.org/development/comfyui-server/comms_messages) as a stream of JSON messages.
 
 websocket-client does the protocol; this wrapper only adds what a ComfyUI client needs: a receive with a
 timeout that returns None when nothing came, binary frames (previews) skipped, and one exception for "the

@@ -6,8 +6,8 @@ from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.errors import FluxopsError
 
-GIT_TIMEOUT_S = 5.0
-# The node classes of the production workflow (shared/comfyui/protocol.md §9). Workflow templates shipped in
+# The node classes of the production workflow (the class_type of each node in
+# fluxops/data/workflows/production_photorealistic_turbo.json). Workflow templates shipped in
 # fluxops/data/workflows/ add theirs (see workflow_node_classes).
 WORKFLOW_NODES = (
     "UNETLoader",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
-from fluxops.hub.preflight import DISK_MARGIN
+from fluxops.setup.preflight import DISK_MARGIN
 from fluxops.units import GIB, gib
 
 RUNTIME_RAM = 2 * GIB  # Python, torch and ComfyUI themselves

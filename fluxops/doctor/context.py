@@ -99,7 +99,7 @@ class DoctorContext:
         python, _source = self.comfy_python
         return probe_torch(
             python,
-            self.settings.cache_dir / "torch.json",
+            self.settings.torch_cache_path,
             self.env,
             timeout=self.options.torch_timeout,
             driver_version=self.gpu.driver_version,

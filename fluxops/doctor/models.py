@@ -83,7 +83,7 @@ def _scan_one(spec: ModelSpec, places: list[Path], cache: VerifyCache, models_di
 
 def scan_models(manifest: Manifest, settings: Settings) -> ModelScan:
     models_dir = settings.require_models_dir()
-    cache = VerifyCache(settings.cache_dir / "verify.json")
+    cache = VerifyCache(settings.verify_cache_path)
     paths, error = _search_paths(settings, models_dir)
     files = tuple(_scan_one(spec, _places(spec, paths, models_dir), cache, models_dir) for spec in manifest.files)
     return ModelScan(models_dir, files, error)

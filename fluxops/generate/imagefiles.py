@@ -1,13 +1,13 @@
 """Writing generated images and their JSON sidecars, and measuring an image for the health check.
 
 Nothing is overwritten: a name already taken gets ``-2``, ``-3``... Each file is written to a temporary name
-in the same folder and renamed into place, so an interrupted run leaves no half-written image.
+in the same folder and linked into place (`fluxops.files.write_new`), so an interrupted run leaves no
+half-written image and two runs can never overwrite each other's.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.errors import FluxopsError
+from fluxops.files import write_new
 
 
 @dataclass(frozen=True)
@@ -40,26 +41,25 @@ def free_name(folder: Path, stem: str, suffix: str = ".png") -> Path:
         n += 1
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with tmp.open("xb") as fh:  # plain open: the file gets the user's umask, unlike mkstemp's 0600
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_image(folder: Path, stem: str, data: bytes, sidecar: dict[str, Any]) -> tuple[Path, Path]:
-    """Write the image and ``<same name>.json`` beside it; returns both paths."""
+    """Write the image and ``<same name>.json`` beside it; returns both paths. Another run (or another worker)
+    that picks the same free name at the same moment loses the no-overwrite link and takes the next name."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = free_name(folder, stem)
+        while True:
+            path = free_name(folder, stem)
+            try:
+                write_new(path, data)
+            except FileExistsError:
+                continue
+            break
         meta_path = path.with_suffix(".json")
         sidecar = {"image": path.name, **sidecar}
-        _write_new(path, data)
-        _write_new(meta_path, (json.dumps(sidecar, indent=2, default=str) + "\n").encode())
+        try:
+            write_new(meta_path, (json.dumps(sidecar, indent=2, default=str) + "\n").encode())
+        except FileExistsError:  # a sidecar with no image of that name was there: ours must not replace it
+            meta_path = path.with_name(f"{path.stem}.{uuid.uuid4().hex[:8]}.json")
+            write_new(meta_path, (json.dumps(sidecar, indent=2, default=str) + "\n").encode())
     except OSError as exc:
         raise FluxopsError("generate.save_failed", f"cannot write the image to {folder}: "
                            f"{exc.strerror or exc}") from exc

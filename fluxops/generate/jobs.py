@@ -28,6 +28,7 @@ from fluxops.generate.workflow import (
 )
 from fluxops.models.manifest import Manifest, load_manifest
 from fluxops.settings import Settings
+from fluxops.units import gib
 
 SEED_LIMIT = 2**64  # KSampler's seed range is 0..18446744073709551615
 CHECK_SEED = 20240601
@@ -156,7 +157,7 @@ def _gpu_processes() -> list[str]:
     from fluxops.machine.gpu import probe_gpus  # doctor's NVML seam: no driver gives no devices, never an error
 
     def used(n: int | None) -> str:
-        return f"{n / 2**30:.1f} GiB" if n else "memory unknown"
+        return gib(n) if n else "memory unknown"
 
     return [f"pid {p.pid} {p.name or '?'} ({used(p.used_bytes)}) on GPU {d.index}"
             for d in probe_gpus().devices for p in d.processes]

@@ -2,7 +2,8 @@
 
 ComfyUI validates a prompt on ``POST /prompt`` and answers 400 with ``node_errors``; these checks find the same
 problems first and say them in the user's terms (the node's role title, the option that sets the value, the
-command that fixes it). Semantics follow ComfyUI's ``execution.validate_inputs`` (protocol.md section 3.2):
+command that fixes it). Semantics follow ComfyUI's ``execution.validate_inputs``
+(https://github.com/comfyanonymous/ComfyUI/blob/master/execution.py):
 INT with ``int()``, FLOAT with ``float()``, min/max only (``step`` is not enforced), COMBO values matched exactly.
 """
 

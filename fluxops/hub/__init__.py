@@ -1,2 +1,2 @@
-"""Getting the files from Hugging Face: tokens, the Hub seam (huggingface_hub), preflight, the resumable
-segmented downloader and its partial-file state, and `setup` (provision)."""
+"""Getting bytes from Hugging Face: tokens, the Hub seam (huggingface_hub), one ranged GET (`rangedget`), the
+resumable segmented download built on it (`segments`) and its partial files on disk (`partial`)."""

@@ -16,9 +16,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluxops.models.hashing import write_atomic
-from fluxops.models.verify import PARTIAL_DIR
+from fluxops.files import write_atomic
 
+PARTIAL_DIR = ".fluxops-partial"  # downloads in progress live here; never mistaken for a placed file
 STATE_VERSION = 1
 PART_SUFFIX = ".part"
 STATE_SUFFIX = ".state.json"

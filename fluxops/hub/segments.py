@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import requests
 
 from fluxops.errors import FluxopsError
-from fluxops.hub.download import RETRYABLE, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
 from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, discard, load_done
+from fluxops.hub.rangedget import RETRYABLE, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
 
 READ_CHUNK = 512 * 1024
 HASH_CHUNK = 8 * 1024 * 1024

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fluxops.models.hashing import write_atomic
+from fluxops.files import write_atomic
 
 CACHE_VERSION = 1
 LOCATE_TIMEOUT_S = 15.0

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from fluxops.models.manifest import Manifest
 from fluxops.models.tensorfile import NotSafetensors, read_summary
+from fluxops.units import GIB, MIB
 
-GIB = 1024**3
-MIB = 1024**2
 FLUX_MEMORY_USAGE_FACTOR = 3.1  # comfy/supported_models.py, class Flux
 ACTIVATION_DTYPE_BYTES = 2  # bf16
 CFG_BATCH = 2  # positive + negative conditioning, batched (cfg 2.0 in the production preset)

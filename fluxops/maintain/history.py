@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fluxops.models.hashing import write_atomic
+from fluxops.files import write_atomic
 
 SLOWER_WARN = 1.25  # a health check more than 25% slower than the recent median is worth a look
 HISTORY_WINDOW = 6
@@ -32,19 +32,20 @@ class HistoryEntry:
                    int(data.get("failures", 0)), str(data.get("report", "")))
 
 
-def maintain_dir(state_dir: Path) -> Path:
-    return state_dir / "maintain"
+# Every function takes maintain's own folder (`Settings.maintain_dir`).
+def history_file(folder: Path) -> Path:
+    return folder / "history.jsonl"
 
 
-def history_file(state_dir: Path) -> Path:
-    return maintain_dir(state_dir) / "history.jsonl"
+def reports_dir(folder: Path) -> Path:
+    return folder / "reports"
 
 
-def read_history(state_dir: Path) -> list[HistoryEntry]:
+def read_history(folder: Path) -> list[HistoryEntry]:
     """Every run recorded so far, oldest first; a damaged line is skipped, not fatal."""
     entries = []
     try:
-        lines = history_file(state_dir).read_text(encoding="utf-8").splitlines()
+        lines = history_file(folder).read_text(encoding="utf-8").splitlines()
     except OSError:
         return []
     for line in lines:
@@ -55,20 +56,20 @@ def read_history(state_dir: Path) -> list[HistoryEntry]:
     return entries
 
 
-def append_history(state_dir: Path, entry: dict[str, Any]) -> None:
-    path = history_file(state_dir)
+def append_history(folder: Path, entry: dict[str, Any]) -> None:
+    path = history_file(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:  # one short line per run: an append is atomic enough
         fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
-def report_path(state_dir: Path, stamp: str) -> Path:
+def report_path(folder: Path, stamp: str) -> Path:
     """The JSON report of the run stamped ``stamp``; the text report sits beside it as .txt."""
-    return maintain_dir(state_dir) / "reports" / f"{stamp}.json"
+    return reports_dir(folder) / f"{stamp}.json"
 
 
-def write_report(state_dir: Path, stamp: str, data: dict[str, Any], text: str) -> Path:
-    json_path = report_path(state_dir, stamp)
+def write_report(folder: Path, stamp: str, data: dict[str, Any], text: str) -> Path:
+    json_path = report_path(folder, stamp)
     write_atomic(json_path, json.dumps(data, indent=2, default=str).encode())
     write_atomic(json_path.with_suffix(".txt"), text.encode())
     return json_path

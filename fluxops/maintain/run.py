@@ -81,7 +81,7 @@ def step_verify(settings: Settings) -> CheckResult:
 
     manifest = load_manifest(settings.manifest)
     models_dir = settings.require_models_dir()
-    report = verify(manifest, models_dir, VerifyCache(settings.cache_dir / "verify.json"),
+    report = verify(manifest, models_dir, VerifyCache(settings.verify_cache_path),
                     extra_yamls=extra_yamls_for(settings.comfyui_dir), full=True, jobs=settings.jobs)
     bad = [f for f in report.files if f.state.value != "ok"]
     facts = {"counts": report.counts(), "seconds": round(report.seconds, 2)}
@@ -94,8 +94,8 @@ def step_verify(settings: Settings) -> CheckResult:
 
 
 def step_partials(settings: Settings) -> CheckResult:
-    from fluxops.hub.provision import prune
     from fluxops.models.manifest import load_manifest
+    from fluxops.setup.run import prune
 
     removed = prune(load_manifest(settings.manifest), settings.require_models_dir())
     freed = sum(size for _, size in removed)
@@ -106,17 +106,17 @@ def step_partials(settings: Settings) -> CheckResult:
 
 def step_logs(settings: Settings, max_age_days: int, now: float) -> CheckResult:
     """Rotated ComfyUI logs and old maintenance reports beyond their age or count are removed."""
-    from fluxops.comfy.logfile import LOG_NAME, log_dir
-    from fluxops.maintain.history import maintain_dir
+    from fluxops.comfy.logfile import LOG_NAME
+    from fluxops.maintain.history import reports_dir
 
     removed: list[str] = []
     cutoff = now - max_age_days * 86400
-    for path in sorted(log_dir(settings.state_dir).glob(f"{LOG_NAME}.*")):
+    for path in sorted(settings.comfy_log_dir.glob(f"{LOG_NAME}.*")):
         with contextlib.suppress(OSError):
             if path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed.append(str(path))
-    reports = sorted((maintain_dir(settings.state_dir) / "reports").glob("*.json"))
+    reports = sorted(reports_dir(settings.maintain_dir).glob("*.json"))
     for old in reports[:-REPORTS_KEPT] if len(reports) > REPORTS_KEPT else []:
         for path in (old, old.with_suffix(".txt")):
             with contextlib.suppress(OSError):
@@ -186,7 +186,7 @@ def step_health_check(settings: Settings, note: Callable[[str], None]) -> tuple[
     from fluxops.generate.jobs import GenerateRequest, execute, plan
     from fluxops.generate.workflow import Overrides
 
-    out_dir = settings.state_dir / "maintain" / "healthcheck"
+    out_dir = settings.maintain_dir / "healthcheck"
     shutil.rmtree(out_dir, ignore_errors=True)  # only the last check's image is kept
     try:
         the_plan = plan(GenerateRequest.health_check(Overrides()), settings.manifest)
@@ -204,10 +204,10 @@ def step_health_check(settings: Settings, note: Callable[[str], None]) -> tuple[
     return ok("healthcheck", f"image OK in {spi:.2f} s" if spi else "image OK", **facts), spi
 
 
-def step_trend(state_dir: Path, spi: float | None) -> CheckResult:
+def step_trend(maintain_dir: Path, spi: float | None) -> CheckResult:
     if spi is None:
         return skip("healthcheck.trend", "no health-check time this run")
-    found = slowdown(read_history(state_dir), spi)
+    found = slowdown(read_history(maintain_dir), spi)
     if found is None:
         return ok("healthcheck.trend", f"{spi:.2f} s/image, in line with recent runs", seconds_per_image=spi)
     median, ratio = found
@@ -241,7 +241,7 @@ def run_maintain(settings: Settings, options: MaintainOptions, env: dict[str, st
         if on_finding is not None:
             on_finding(result)
 
-    lock = settings.state_dir / "maintain" / "maintain.lock"
+    lock = settings.maintain_dir / "maintain.lock"
     with exclusive(lock, "fluxops maintain", wait=False, on_wait=note, busy=str(settings.state_dir),
                    hint="another `fluxops maintain` is running: let it finish"):
         record(_guard("models.verify", lambda: step_verify(settings)))
@@ -254,14 +254,14 @@ def run_maintain(settings: Settings, options: MaintainOptions, env: dict[str, st
         if options.health_check:
             result, spi = step_health_check(settings, note)
             record(result)
-            record(step_trend(settings.state_dir, spi))
+            record(step_trend(settings.maintain_dir, spi))
         else:
             record(skip("healthcheck", "skipped (--no-health-check)"))
         report = MaintainReport(datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
                                 tuple(findings), time.time() - started, spi,
-                                str(report_path(settings.state_dir, stamp)))
-        path = write_report(settings.state_dir, stamp, report.to_dict(), "\n".join(report.summary_lines()) + "\n")
-        append_history(settings.state_dir, {
+                                str(report_path(settings.maintain_dir, stamp)))
+        path = write_report(settings.maintain_dir, stamp, report.to_dict(), "\n".join(report.summary_lines()) + "\n")
+        append_history(settings.maintain_dir, {
             "started_at": report.started_at, "ok": report.ok, "exit_code": report.exit_code,
             "seconds_per_image": spi, "warnings": report.warnings, "failures": report.failures,
             "report": str(path)})

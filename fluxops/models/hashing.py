@@ -12,12 +12,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fluxops.files import write_atomic
 
 CHUNK = 8 * 1024 * 1024
 CACHE_VERSION = 1
@@ -139,19 +140,3 @@ class VerifyCache:
         data = {"version": CACHE_VERSION, "entries": self._entries, "blake3": self._blake3}
         write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
         self._dirty = False
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a small file so readers see the old or the new content, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

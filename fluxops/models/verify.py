@@ -7,9 +7,7 @@ check the safetensors header, then hash. A verdict is cached; an unchanged file 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +16,13 @@ from enum import Enum
 from pathlib import Path
 
 from fluxops.errors import FluxopsError
+from fluxops.files import move_no_overwrite
+from fluxops.hub.partial import PARTIAL_DIR
 from fluxops.models.hashing import FileKey, ProgressFn, VerifyCache, blake3_file, hash_file
 from fluxops.models.layout import SearchPath, search_paths
 from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.models.tensorfile import NotSafetensors, read_summary
 
-PARTIAL_DIR = ".fluxops-partial"  # downloads in progress live here; never mistaken for a placed file
 MAX_WALK_DEPTH = 4
 
 
@@ -132,24 +131,12 @@ def _walk(roots: Iterable[Path]) -> dict[str, list[Path]]:
 
 
 def _move_no_overwrite(src: Path, dst: Path) -> None:
-    """Move src to dst, failing if dst exists (a hard link cannot overwrite)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(src, dst)
+        move_no_overwrite(src, dst)
     except FileExistsError as exc:
         raise FluxopsError("verify.fix_blocked", f"{dst} already exists; not overwriting it") from exc
     except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
-            raise FluxopsError("verify.fix_blocked", f"cannot move {src} to {dst}: {exc.strerror}") from exc
-        tmp = dst.with_name(f".{dst.name}.fluxops-move")  # other file system: copy, then link into place
-        shutil.copyfile(src, tmp)
-        try:
-            os.link(tmp, dst)
-        except FileExistsError as exc2:
-            raise FluxopsError("verify.fix_blocked", f"{dst} already exists; not overwriting it") from exc2
-        finally:
-            tmp.unlink(missing_ok=True)
-    src.unlink()
+        raise FluxopsError("verify.fix_blocked", f"cannot move {src} to {dst}: {exc.strerror or exc}") from exc
 
 
 def verify(manifest: Manifest, models_dir: Path, cache: VerifyCache, *, extra_yamls: Iterable[Path] = (),

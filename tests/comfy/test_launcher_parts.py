@@ -70,7 +70,7 @@ def test_generated_extra_model_paths_is_read_by_comfyui_and_fluxops_alike(tmp_pa
     (models / "unet" / "a.safetensors").write_bytes(b"x")
     (models / "text_encoders").mkdir()
     (models / "text_encoders" / "t5.safetensors").write_bytes(b"x")
-    yaml_file = cmdline.write_extra_paths(tmp_path / "state", models)
+    yaml_file = cmdline.write_extra_paths(tmp_path / "state" / "comfy" / "extra_model_paths.yaml", models)
     comfy = FolderPaths(tmp_path / "ComfyUI", tmp_path / "ComfyUI" / "output")
     comfy.load_extra_yaml(yaml_file)  # the fake's copy of ComfyUI's own loader
     assert comfy.paths["diffusion_models"][:2] == [str(models / "unet"), str(models / "diffusion_models")]

@@ -102,4 +102,4 @@ def test_gpu_processes_come_from_doctors_probe(monkeypatch: pytest.MonkeyPatch) 
     from tests.fakes.nvml_seam import install_fake_nvml
 
     install_fake_nvml(monkeypatch, "rtx3090_browser")
-    assert jobs._gpu_processes() == ["pid 1710 Xorg (0.2 GiB) on GPU 0", "pid 4242 firefox (1.5 GiB) on GPU 0"]
+    assert jobs._gpu_processes() == ["pid 1710 Xorg (180 MiB) on GPU 0", "pid 4242 firefox (1.5 GiB) on GPU 0"]

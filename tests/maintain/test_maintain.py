@@ -116,8 +116,9 @@ def test_a_slowed_health_check_warns_from_history(cli, month: Month) -> None:
     from fluxops.maintain.history import append_history
 
     for day in ("2026-08-01", "2026-09-01", "2026-10-01"):
-        append_history(month.state, {"started_at": day, "ok": True, "exit_code": 0, "seconds_per_image": 0.4,
-                                     "warnings": 0, "failures": 0, "report": ""})
+        append_history(month.state / "maintain", {"started_at": day, "ok": True, "exit_code": 0,
+                                                   "seconds_per_image": 0.4, "warnings": 0, "failures": 0,
+                                                   "report": ""})
     proc = maintain(cli, month, "--json", env={"FAKE_COMFYUI_SECONDS_PER_IMAGE": "1.5"})
     assert proc.returncode == 1
     trend = findings(json.loads(proc.stdout))["healthcheck.trend"]

@@ -115,10 +115,10 @@ def test_history_empty_and_with_runs(cli, isolated) -> None:
     proc = cli("maintain", "history")
     assert proc.returncode == 0 and "no maintenance run" in proc.stdout
     state = Path(isolated["FLUXOPS_STATE_DIR"])
-    append_history(state, {"started_at": "2026-10-01T04:17:00", "ok": True, "exit_code": 0,
+    append_history(state / "maintain", {"started_at": "2026-10-01T04:17:00", "ok": True, "exit_code": 0,
                            "seconds_per_image": 12.5, "warnings": 0, "failures": 0, "report": "r1"})
     (state / "maintain" / "history.jsonl").open("a").write("{damaged\n")
-    append_history(state, {"started_at": "2026-11-01T04:17:00", "ok": False, "exit_code": 1,
+    append_history(state / "maintain", {"started_at": "2026-11-01T04:17:00", "ok": False, "exit_code": 1,
                            "seconds_per_image": 16.0, "warnings": 1, "failures": 1, "report": "r2"})
     doc = json.loads(cli("maintain", "history", "--json").stdout)
     assert [e["seconds_per_image"] for e in doc["data"]] == [12.5, 16.0]

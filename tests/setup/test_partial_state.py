@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fluxops.hub.download import backoff_seconds, retry_after_seconds
 from fluxops.hub.partial import PartPaths, RangeSet, boot_id, load_done, resume_point
+from fluxops.hub.rangedget import backoff_seconds, retry_after_seconds
 
 
 def test_ranges_merge_and_report_gaps() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from fluxops.hub import segments
 from fluxops.hub.client import Hub
-from fluxops.hub.download import ByteSource
 from fluxops.hub.partial import PartPaths, resume_point
+from fluxops.hub.rangedget import ByteSource
 from fluxops.hub.segments import DownloadStopped, SegmentedDownload
 from fluxops.models.manifest import Source
 from tests.fakes.hub import FakeHub

@@ -139,14 +139,18 @@ def test_corrupt_file_is_reported_and_replaced_only_with_repair(cli, scaled: Sca
     assert not list((scaled.models / ".fluxops-partial").glob("*.replaced"))
 
 
-def test_remaining_bytes_for_doctor_counts_partials_and_placed_files(cli, scaled: Scaled) -> None:
-    from fluxops.hub.provision import remaining_bytes
-    from fluxops.models.hashing import VerifyCache
+def test_doctors_bytes_to_download_counts_partials_and_placed_files(cli, scaled: Scaled, tmp_path) -> None:
+    from fluxops.doctor.models import scan_models
     from fluxops.models.manifest import load_manifest
+    from fluxops.settings import load_settings
 
     manifest = load_manifest(scaled.manifest)
-    cache = VerifyCache(scaled.models / "cache.json")
-    assert remaining_bytes(manifest, scaled.models, cache) == scaled.total
+    settings = load_settings({"models_dir": scaled.models, "state_dir": tmp_path / "doctor-state"}, env={})
+
+    def remaining_bytes() -> int:
+        return scan_models(manifest, settings).bytes_to_download
+
+    assert remaining_bytes() == scaled.total
     scaled.hub.faults.rate = 300_000
     proc = spawn(scaled, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
     try:
@@ -154,8 +158,8 @@ def test_remaining_bytes_for_doctor_counts_partials_and_placed_files(cli, scaled
     finally:
         proc.kill()
         proc.communicate()
-    partway = remaining_bytes(manifest, scaled.models, cache)
+    partway = remaining_bytes()
     assert scaled.total - scaled.hub.served.bytes <= partway < scaled.total
     scaled.hub.faults.rate = None
     assert cli("setup", env=scaled.env()).returncode == 0
-    assert remaining_bytes(manifest, scaled.models, cache) == 0
+    assert remaining_bytes() == 0

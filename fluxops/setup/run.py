@@ -1,9 +1,10 @@
 """`fluxops setup`: plan -> preflight -> download -> place, for every file of a manifest.
 
 Files already verified are skipped without a network call (verify + its cache). Missing files get a source
-(preflight.py), then are fetched into `<models>/.fluxops-partial/` (segments.py) and, once their sha256
-matches, fsynced and atomically renamed into `<models>/<folder>/<name>`. A corrupt file at a destination is
-only replaced with `repair`, and is moved aside (not deleted) until its replacement has verified.
+(`fluxops.setup.preflight`), then are fetched into `<models>/.fluxops-partial/` (`fluxops.hub.segments`)
+and, once their sha256 matches, fsynced and atomically renamed into `<models>/<folder>/<name>`. A corrupt
+file at a destination is only replaced with `repair`, and is moved aside (not deleted) until its
+replacement has verified.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fluxops.errors import FluxopsError
+from fluxops.files import fsync_dir
 from fluxops.hub.client import Hub, RemoteFile
-from fluxops.hub.download import ByteSource
 from fluxops.hub.partial import PartPaths, discard, prune_partials, resume_point
-from fluxops.hub.preflight import check_disk, choose_source, free_bytes
+from fluxops.hub.rangedget import ByteSource
 from fluxops.hub.segments import DownloadStopped, SegmentedDownload
 from fluxops.hub.tokens import ResolvedToken
 from fluxops.locking import models_lock
@@ -29,6 +30,7 @@ from fluxops.models.layout import extra_yamls_for
 from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.models.verify import PARTIAL_DIR, State, verify
 from fluxops.settings import Settings
+from fluxops.setup.preflight import check_disk, choose_source, free_bytes
 
 CORRUPT = (State.WRONG_SIZE, State.MALFORMED, State.HASH_MISMATCH)
 
@@ -99,18 +101,6 @@ class SetupReport:
                 "free_bytes": self.free_bytes, "token": self.token, "files": [f.to_dict() for f in self.files]}
 
 
-def remaining_bytes(manifest: Manifest, models_dir: Path, cache: VerifyCache) -> int:
-    """Bytes still to download (stat only, no hashing): for doctor's disk check."""
-    total = 0
-    for spec in manifest.files:
-        dest = spec.dest_path(models_dir)
-        with contextlib.suppress(OSError):
-            if dest.stat().st_size == spec.size:
-                continue
-        total += spec.size - resume_point(models_dir, spec.sha256, spec.size)
-    return total
-
-
 def prune(manifest: Manifest, models_dir: Path) -> list[tuple[Path, int]]:
     """Partial files no manifest entry needs (kept: every pinned sha256 of this manifest)."""
     return prune_partials(models_dir, {spec.sha256 for spec in manifest.files})
@@ -152,7 +142,7 @@ def _preflight(plans: list[FileOutcome], manifest: Manifest, hub: Hub, events: S
 def run_setup(settings: Settings, manifest: Manifest, token: ResolvedToken, options: SetupOptions,
               events: SetupEvents, stop: threading.Event | None = None) -> SetupReport:
     models_dir = settings.require_models_dir()
-    cache = VerifyCache(settings.cache_dir / "verify.json")
+    cache = VerifyCache(settings.verify_cache_path)
     lock = (contextlib.nullcontext() if options.dry_run
             else models_lock(models_dir, wait=options.wait, on_wait=events.note))
     with lock:
@@ -234,15 +224,6 @@ def _download_one(settings: Settings, spec: ModelSpec, plan: FileOutcome, hub: H
             events.finished(plan)
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/file system can open a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _place(spec: ModelSpec, paths: PartPaths, models_dir: Path, cache: VerifyCache, blake3: str | None) -> None:
     """Atomic rename into place; a corrupt file already there is moved aside until the new one is in."""
     dest = spec.dest_path(models_dir)
@@ -258,7 +239,7 @@ def _place(spec: ModelSpec, paths: PartPaths, models_dir: Path, cache: VerifyCac
             os.replace(aside, dest)
         raise FluxopsError("download.write_failed", f"cannot move the download into {dest}: {exc.strerror}") \
             from exc
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     discard(paths)
     cache.forget(dest)
     cache.record(FileKey.of(dest), spec.sha256, blake3)

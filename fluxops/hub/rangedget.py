@@ -3,7 +3,7 @@
 Why not `hf_hub_download`: since huggingface_hub 1.18 its partial file has a per-process random name and is
 deleted on failure or Ctrl-C (orphaned after kill -9), so a 12 GB download that dies restarts from zero; it
 never checks the sha256; and its plain-HTTP path is a single stream. fluxops keeps huggingface_hub for what
-it does well (URLs, metadata, auth headers, error mapping: see hub.py) and streams the bytes itself.
+it does well (URLs, metadata, auth headers, error mapping: see `fluxops.hub.client`) and streams the bytes itself.
 
 Redirects are followed by hand so the token goes only to the Hub's own origin, never to the CDN host a
 resolve URL redirects to. A signed CDN URL expires (about an hour on the real Hub): a 401/403/404/410 from a

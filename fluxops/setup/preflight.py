@@ -9,6 +9,7 @@ from pathlib import Path
 from fluxops.errors import FluxopsError
 from fluxops.hub.client import Hub, RemoteFile
 from fluxops.models.manifest import ModelSpec, Source
+from fluxops.units import gib
 
 DISK_MARGIN = 256 * 1024 * 1024  # room for the file system's own needs and anything else writing there
 
@@ -60,7 +61,7 @@ def check_disk(models_dir: Path, needed: int) -> int:
     """Free bytes at the destination; raises setup.disk_full when `needed` + margin do not fit."""
     free = free_bytes(models_dir)
     if needed and free < needed + DISK_MARGIN:
-        raise FluxopsError("setup.disk_full", f"{models_dir} has {free / 2**30:.2f} GiB free; the download "
-                           f"needs {needed / 2**30:.2f} GiB plus {DISK_MARGIN // 2**20} MiB of margin; nothing "
+        raise FluxopsError("setup.disk_full", f"{models_dir} has {gib(free)} free; the download "
+                           f"needs {gib(needed)} plus {gib(DISK_MARGIN)} of margin; nothing "
                            "was downloaded")
     return free

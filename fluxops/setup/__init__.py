@@ -1,0 +1,1 @@
+"""`fluxops setup`: plan, preflight (sources, token, disk), download through `fluxops.hub`, verify, place."""

@@ -112,7 +112,7 @@ def clone_pinned(git: str, pin: ComfyPin, target: Path, env: Mapping[str, str],
         shutil.rmtree(staging)
     target.parent.mkdir(parents=True, exist_ok=True)
     clone = [git, "-c", "advice.detachedHead=false", "clone", "--depth", "1", "--branch", pin.tag, "--", pin.url]
-    done = run_streamed([*clone, str(staging)], git_env(env), on_output)
+    done = run_streamed([*clone, str(staging)], git_env(env), on_output, what="git was cloning ComfyUI")
     try:
         _check(done.returncode, f"git clone {pin.url} (tag {pin.tag})", done.last_lines)
         resolved = head(git, staging, env)
@@ -139,7 +139,7 @@ def move_to_pin(git: str, pin: ComfyPin, repo: Path, env: Mapping[str, str], on_
     shallow = run_quiet([git, "-C", str(repo), "rev-parse", "--is-shallow-repository"], genv).stdout.strip()
     depth = ["--depth", "1"] if shallow == "true" else []  # never make a full history shallow
     done = run_streamed([git, "-C", str(repo), "fetch", *depth, "--no-tags", pin.url, f"refs/tags/{pin.tag}"],
-                        genv, on_output)
+                        genv, on_output, what="git was fetching the pinned tag")
     _check(done.returncode, f"git fetch {pin.url} (tag {pin.tag})", done.last_lines)
     peeled = run_quiet([git, "-C", str(repo), "rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}"], genv)
     resolved = peeled.stdout.strip() or None
@@ -152,7 +152,7 @@ def move_to_pin(git: str, pin: ComfyPin, repo: Path, env: Mapping[str, str], on_
         _check(saved.returncode, "git stash", saved.stderr or saved.stdout)
         stash = message
     moved = run_streamed([git, "-C", str(repo), "-c", "advice.detachedHead=false", "checkout", "--quiet",
-                          "--detach", pin.commit], genv, on_output)
+                          "--detach", pin.commit], genv, on_output, what="git was checking out the pin")
     _check(moved.returncode, f"git checkout {pin.commit[:12]}", moved.last_lines)
     exclude_own_files(repo)
     return stash

@@ -35,8 +35,9 @@ def _ignore(line: str) -> None:
 
 
 def run_streamed(argv: Sequence[str], env: Mapping[str, str], on_output: OutputSink | None = None,
-                 cwd: Path | None = None) -> Finished:
-    """Run `argv` to completion with stdout and stderr merged, each line handed to `on_output`."""
+                 cwd: Path | None = None, what: str | None = None) -> Finished:
+    """Run `argv` to completion with stdout and stderr merged, each line handed to `on_output`; `what` names
+    the step in the message of an interruption."""
     sink = on_output or _ignore
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -54,8 +55,8 @@ def run_streamed(argv: Sequence[str], env: Mapping[str, str], on_output: OutputS
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        raise FluxopsError("install.interrupted", f"interrupted while running {Path(argv[0]).name} "
-                           f"{argv[1] if len(argv) > 1 else ''}".rstrip()) from None
+        doing = what or f"{Path(argv[0]).name} was running"
+        raise FluxopsError("install.interrupted", f"interrupted while {doing}") from None
     finally:
         if proc.stdout is not None:
             proc.stdout.close()

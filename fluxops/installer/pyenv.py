@@ -92,7 +92,8 @@ def create_venv(creator: PythonInfo, venv_dir: Path, env: Mapping[str, str], on_
         raise FluxopsError("install.venv_failed", f"{creator.path} cannot create a venv (its venv or ensurepip "
                            "module is missing)", hint="install your distribution's venv package (Debian/Ubuntu: "
                            "`sudo apt-get install python3-venv`), or pass --python PATH")
-    done = run_streamed([str(creator.path), "-m", "venv", "--clear", str(venv_dir)], child_env(env), on_output)
+    done = run_streamed([str(creator.path), "-m", "venv", "--clear", str(venv_dir)], child_env(env), on_output,
+                        what=f"{venv_dir} was being created")
     if done.returncode != 0:
         raise FluxopsError("install.venv_failed", f"creating {venv_dir} failed: {done.last_lines or done.returncode}")
 
@@ -112,7 +113,8 @@ def installed_versions(python: Path, env: Mapping[str, str], names: Sequence[str
 
 def pip_install(python: Path, args: Sequence[str], env: Mapping[str, str], on_output: OutputSink | None,
                 what: str, cwd: Path | None = None) -> None:
-    done = run_streamed([str(python), *PIP, *args], child_env(env), on_output, cwd=cwd)
+    done = run_streamed([str(python), *PIP, *args], child_env(env), on_output, cwd=cwd,
+                        what=f"pip was installing {what}")
     if done.returncode != 0:
         killed = done.returncode < 0
         how = "was killed while installing" if killed else "failed to install"

@@ -196,6 +196,11 @@ def build_indexes(root: Path) -> Path:
     return root
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client killed mid-download (the point of some tests) is not an error here
+
+
 @dataclass
 class IndexServer:
     """Serves the index tree on 127.0.0.1. `hold(fragment)` makes the next request whose path contains it wait
@@ -226,7 +231,7 @@ class IndexServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -120,3 +120,19 @@ def test_kernel_coverage_follows_cuda_binary_compatibility() -> None:
     assert coverage(["sm_90", "sm_100"], (12, 0)) is None  # nor on another major
     assert coverage(["sm_90", "compute_90"], (12, 0)) == "ptx"  # PTX is compiled for any later GPU
     assert coverage(["sm_90", "compute_90"], (12, 0), jit=False) is None
+
+
+def test_amd_gpu_detection_reads_the_kfd_topology(tmp_path) -> None:
+    from fluxops.machine.amdgpu import TOPOLOGY, amd_rocm_present
+
+    assert amd_rocm_present(tmp_path) is False
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "kfd").write_text("")
+    cpu_node = tmp_path / TOPOLOGY / "0"
+    cpu_node.mkdir(parents=True)
+    (cpu_node / "properties").write_text("cpu_cores_count 16\nsimd_count 0\ngfx_target_version 0\n")
+    assert amd_rocm_present(tmp_path) is False  # the CPU's own node
+    gpu_node = tmp_path / TOPOLOGY / "1"
+    gpu_node.mkdir()
+    (gpu_node / "properties").write_text("cpu_cores_count 0\nsimd_count 192\ngfx_target_version 110000\n")
+    assert amd_rocm_present(tmp_path) is True  # an RX 7900 (gfx1100)

@@ -183,7 +183,8 @@ def step_gpu_health(settings: Settings) -> CheckResult:
 
 def step_health_check(settings: Settings, note: Callable[[str], None]) -> tuple[CheckResult, float | None]:
     """`generate --check` through the real stack; starts ComfyUI if needed and stops only what it started."""
-    from fluxops.generate.jobs import GenerateRequest, execute, plan
+    from fluxops.generate.plan import GenerateRequest, plan
+    from fluxops.generate.run import execute
     from fluxops.generate.workflow import Overrides
 
     out_dir = settings.maintain_dir / "healthcheck"

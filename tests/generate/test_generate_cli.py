@@ -193,6 +193,17 @@ def test_server_dies_mid_run(generate: Any, fake: Fake) -> None:
     fake.proc.wait(timeout=10)
 
 
+def test_an_answer_that_is_not_json_is_an_error(generate: Any, fake: Fake, tmp_path: Path) -> None:
+    fake.faults(bad_json=True)
+    result = generate("--count", "2", "--json")
+    assert result.returncode == 1
+    error = document(result)["error"]
+    assert error["code"] == "comfy.bad_response"
+    assert error["message"] == f"POST /prompt at {fake.url}/prompt did not return JSON: is this a ComfyUI server?"
+    assert fake.received()["count"] == 1  # nothing more was sent after the garbage answer
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("fault", ["drop_ws", "no_ws"])
 def test_without_websocket_it_polls_history(generate: Any, fake: Fake, fault: str) -> None:
     fake.faults(**{fault: True})

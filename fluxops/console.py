@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 SCHEMA = "fluxops/1"
-STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
 
 
 def envelope(command: str, ok: bool, data: Any = None, error: FluxopsError | None = None) -> dict[str, Any]:
@@ -201,4 +200,4 @@ class TransferBars:
             progress.advance(total_task, n)
 
 
-__all__ = ["STYLES", "Output", "Text", "TransferBars", "envelope", "escape", "human_bytes"]
+__all__ = ["Output", "Text", "TransferBars", "envelope", "escape", "human_bytes"]

@@ -43,7 +43,6 @@ _SPECS = [
     ErrorSpec("verify.fix_blocked", "a misplaced file could not be moved into place",
               "move it by hand, or remove the file that is in the way"),
     # setup / downloads (each feature adds its codes in its own section below)
-    # (main dropped state.locked while nothing raised it; setup's models-dir lock raises it again)
     ErrorSpec("state.locked", "another fluxops process holds the lock",
               "wait for it to finish, or stop it"),
     ErrorSpec("hub.token_invalid", "the Hub refused the Hugging Face token",

@@ -331,8 +331,9 @@ class Runner:
         self.on_event(Event(EventKind.FALLBACK, 0, len(self.jobs),
                             text=f"{why}: following the run by polling /history"))
 
-    def _emit(self, kind: EventKind, job: Job, **fields: Any) -> None:
-        self.on_event(Event(kind, job.index, len(self.jobs), **fields))
+    def _emit(self, kind: EventKind, job: Job, text: str = "", step: int | None = None, steps: int | None = None,
+              path: Path | None = None) -> None:
+        self.on_event(Event(kind, job.index, len(self.jobs), text, step, steps, path))
 
 
 def _images(outputs: dict[str, Any], save_id: str) -> list[dict[str, Any]]:

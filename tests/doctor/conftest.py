@@ -28,7 +28,7 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
 
 @pytest.fixture
-def make_settings(isolated: dict[str, str], tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(isolated: dict[str, str]) -> Callable[..., Settings]:
     def build(**flags: object) -> Settings:
         flags.setdefault("port", free_port())
         return load_settings(flags, env=dict(os.environ))

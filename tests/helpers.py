@@ -21,6 +21,8 @@ import psutil
 if TYPE_CHECKING:
     from fluxops.doctor.result import CheckResult
     from fluxops.settings import Settings
+    from tests.fakes.hub import FakeHub
+    from tests.fakes.models import FakeModel
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -148,6 +150,23 @@ def write_server_record(settings: Settings, pid: int, port: int, *, create_time:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record), encoding="utf-8")
     return path
+
+
+def machine_before_setup(tmp_path: Path, hub: FakeHub, models: list[FakeModel]) -> tuple[Path, Path]:
+    """`models` served by the fake Hub, their manifest, and a fake ComfyUI folder (no models yet) with its own
+    Python: a machine about to run `fluxops setup`. Returns (manifest, ComfyUI folder)."""
+    from tests.fakes.comfy_python import make_comfyui_python
+    from tests.fakes.comfyui.install import make_comfyui_dir
+    from tests.fakes.models import write_manifest
+
+    source = tmp_path / "hub-files"
+    source.mkdir()
+    for model in models:
+        (source / model.id).write_bytes(model.data)
+        hub.add(model.repo, model.repo_path, source / model.id)
+    comfyui = make_comfyui_dir(tmp_path / "ComfyUI", models={})
+    make_comfyui_python(comfyui, tmp_path / "comfy-python")
+    return write_manifest(tmp_path / "models.toml", models), comfyui
 
 
 # -- doctor ------------------------------------------------------------------------------------------------

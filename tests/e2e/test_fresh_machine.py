@@ -13,12 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.fakes.comfy_python import make_comfyui_python
-from tests.fakes.comfyui.install import make_comfyui_dir
 from tests.fakes.hub import FakeHub
-from tests.fakes.models import FakeModel, small_models, write_manifest
+from tests.fakes.models import FakeModel, small_models
 from tests.fakes.nvml_seam import NVML_FAKE_DIR, scenario_path
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO, free_port, machine_before_setup
 
 pytestmark = pytest.mark.e2e
 _SKIP = (".git", ".venv*", "venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
@@ -72,12 +70,7 @@ def test_the_whole_flow_from_a_fresh_install(fresh_venv: Path, tmp_path: Path, i
     hub = FakeHub()
     try:
         models = small_models()
-        for model in models:
-            (tmp_path / model.id).write_bytes(model.data)
-            hub.add(model.repo, model.repo_path, tmp_path / model.id)
-        manifest = write_manifest(tmp_path / "scaled.toml", models)
-        comfyui = make_comfyui_dir(tmp_path / "ComfyUI", models={})
-        make_comfyui_python(comfyui, tmp_path / "comfy-python")
+        manifest, comfyui = machine_before_setup(tmp_path, hub, models)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUXOPS_", "PYTHON", "VIRTUAL_ENV"))}
         env.update({"FLUXOPS_COMFYUI_DIR": str(comfyui), "FLUXOPS_MANIFEST": str(manifest),
                     "FLUXOPS_PORT": str(free_port()), "FLUXOPS_STATE_DIR": isolated["FLUXOPS_STATE_DIR"],

@@ -48,6 +48,15 @@ class Fake:
         return self.get("/history")
 
 
+def without_tracebacks(value: Any) -> Any:
+    """A ComfyUI answer without its tracebacks (they name the server's own files and lines)."""
+    if isinstance(value, dict):
+        return {k: without_tracebacks(v) for k, v in value.items() if k != "traceback"}
+    if isinstance(value, list):
+        return [without_tracebacks(v) for v in value]
+    return value
+
+
 @pytest.fixture
 def fake(start_fake: Callable[..., tuple[subprocess.Popen, int]]) -> Fake:  # noqa: F811
     proc, port = start_fake()

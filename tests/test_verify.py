@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.models import FakeModel, flip_byte, place, small_models, write_manifest
+from tests.fakes.models import SYMLINK_KINDS, FakeModel, bad_symlink, flip_byte, place, small_models, write_manifest
 
 MODELS = small_models()
 
@@ -243,6 +243,30 @@ def test_verify_counts_do_not_depend_on_manifest_order(tmp_path: Path, isolated)
     reordered: list[FakeModel] = list(reversed(MODELS))
     manifest = load_manifest(write_manifest(tmp_path / "r.toml", reordered))
     place(models, reordered)
-    report = verify(manifest, models, VerifyCache(tmp_path / "c.json"), jobs=2)
+    report = verify(manifest, models, VerifyCache(tmp_path / "c.json"), parallel_files=2)
     assert [f.id for f in report.files] == [m.id for m in reordered]
     assert all(f.state is State.OK for f in report.files)
+
+
+
+@pytest.mark.parametrize("kind", SYMLINK_KINDS)
+def test_a_broken_symlink_in_a_models_folder_is_not_a_file(cli, setup_dirs, kind: str) -> None:
+    models, manifest = setup_dirs
+    place(models, MODELS, skip=("clip_l",))
+    bad_symlink(models / "checkpoints", kind, MODELS[1].filename)  # clip_l's name, elsewhere
+    bad_symlink(models / "text_encoders", kind, MODELS[1].filename)  # and at its destination
+    code, doc = run_verify(cli, models, manifest)  # (run_verify fails on a traceback)
+    assert code == 1
+    assert states(doc) == {"diffusion_model": "ok", "clip_l": "missing", "t5xxl": "ok", "vae": "ok", "lora": "ok"}
+
+
+def test_a_cache_that_cannot_be_saved_is_a_notice_not_a_failure(cli, setup_dirs, isolated) -> None:
+    models, manifest = setup_dirs
+    place(models, MODELS)
+    (Path(isolated["FLUXOPS_STATE_DIR"]) / "cache").parent.mkdir(parents=True, exist_ok=True)
+    (Path(isolated["FLUXOPS_STATE_DIR"]) / "cache").write_text("a file where the cache folder should be")
+    proc = cli("verify", "--models-dir", str(models), "--manifest", str(manifest), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["data"]["counts"] == {"ok": 5}
+    assert "verify.json could not be saved" in proc.stderr and "the next run hashes again" in proc.stderr
+    assert "Traceback" not in proc.stderr

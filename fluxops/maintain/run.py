@@ -72,7 +72,7 @@ class MaintainReport:
 
 
 # -- steps -------------------------------------------------------------------------------------------------
-def step_verify(settings: Settings) -> CheckResult:
+def step_verify(settings: Settings, note: Callable[[str], None]) -> CheckResult:
     """Full re-verification (bit rot): blake3 against the hashes recorded when sha256 matched."""
     from fluxops.models.hashing import VerifyCache
     from fluxops.models.layout import extra_yamls_for
@@ -82,7 +82,8 @@ def step_verify(settings: Settings) -> CheckResult:
     manifest = load_manifest(settings.manifest)
     models_dir = settings.require_models_dir()
     report = verify(manifest, models_dir, VerifyCache(settings.verify_cache_path),
-                    extra_yamls=extra_yamls_for(settings.comfyui_dir), full=True, jobs=settings.jobs)
+                    extra_yamls=extra_yamls_for(settings.comfyui_dir), full=True,
+                    parallel_files=settings.jobs, on_note=note)
     bad = [f for f in report.files if f.state.value != "ok"]
     facts = {"counts": report.counts(), "seconds": round(report.seconds, 2)}
     if not bad:
@@ -244,7 +245,7 @@ def run_maintain(settings: Settings, options: MaintainOptions, env: dict[str, st
     lock = settings.maintain_dir / "maintain.lock"
     with exclusive(lock, "fluxops maintain", wait=False, on_wait=note, busy=str(settings.state_dir),
                    hint="another `fluxops maintain` is running: let it finish"):
-        record(_guard("models.verify", lambda: step_verify(settings)))
+        record(_guard("models.verify", lambda: step_verify(settings, note)))
         record(_guard("cleanup.partials", lambda: step_partials(settings)))
         record(_guard("cleanup.logs", lambda: step_logs(settings, options.log_max_age_days, started)))
         record(_guard("doctor", lambda: step_doctor(settings, options.online, env)))

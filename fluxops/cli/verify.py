@@ -42,7 +42,7 @@ def verify(
         cache = VerifyCache(settings.verify_cache_path)
         with out.byte_progress("hashing") as (set_total, advance):
             report = run_verify(spec, root, cache, extra_yamls=extra_yamls_for(settings.comfyui_dir),
-                                full=full, fix=fix, parallel_files=settings.jobs, on_total=set_total,
+                                full=full, fix=fix, parallel_files=settings.parallel_files, on_total=set_total,
                                 on_progress=advance, on_note=out.note)
         out.emit(report.to_dict(), ok=report.ok)
         if not out.json_mode:

@@ -83,7 +83,7 @@ def step_verify(settings: Settings, note: Callable[[str], None]) -> CheckResult:
     models_dir = settings.require_models_dir()
     report = verify(manifest, models_dir, VerifyCache(settings.verify_cache_path),
                     extra_yamls=extra_yamls_for(settings.comfyui_dir), full=True,
-                    parallel_files=settings.jobs, on_note=note)
+                    parallel_files=settings.parallel_files, on_note=note)
     bad = [f for f in report.files if f.state.value != "ok"]
     facts = {"counts": report.counts(), "seconds": round(report.seconds, 2)}
     if not bad:

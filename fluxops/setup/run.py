@@ -109,7 +109,7 @@ def prune(manifest: Manifest, models_dir: Path) -> list[tuple[Path, int]]:
 def _plan(manifest: Manifest, models_dir: Path, cache: VerifyCache, settings: Settings, options: SetupOptions,
           events: SetupEvents) -> list[FileOutcome]:
     report = verify(manifest, models_dir, cache, extra_yamls=extra_yamls_for(settings.comfyui_dir),
-                    fix=not options.dry_run, parallel_files=settings.jobs, on_note=events.note)
+                    fix=not options.dry_run, parallel_files=settings.parallel_files, on_note=events.note)
     plans = []
     for spec, found in zip(manifest.files, report.files, strict=True):
         outcome = FileOutcome(id=spec.id, dest=spec.dest, size=spec.size, action="present",
@@ -170,7 +170,7 @@ def _download_all(settings: Settings, manifest: Manifest, hub: Hub, plans: list[
     models_dir = settings.require_models_dir()
     plans = sorted(plans, key=lambda p: p.size, reverse=True)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(settings.jobs, len(plans)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.parallel_files, len(plans)))) as pool:
             futures = [pool.submit(_download_one, settings, manifest.by_id(p.id), p, hub, cache, options,
                                    events, permits, stop) for p in plans]
             try:

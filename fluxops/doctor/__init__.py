@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from fluxops.doctor import checks_comfy, checks_gpu, checks_hub, checks_models, checks_system
 from fluxops.doctor.context import DoctorContext, DoctorOptions
-from fluxops.doctor.result import CheckResult, DoctorReport, Status
+from fluxops.doctor.result import CheckResult, DoctorReport, Status, isolated
 from fluxops.errors import FluxopsError
 from fluxops.settings import Settings
 
@@ -59,18 +59,7 @@ def select_checks(names: Iterable[str]) -> tuple[Check, ...]:
 
 
 def _run_one(check: Check, ctx: DoctorContext) -> CheckResult:
-    try:
-        result = check.run(ctx)
-    except FluxopsError as exc:
-        result = CheckResult(check.id, Status.FAIL, exc.message, fix=exc.hint)
-    except Exception as exc:
-        result = CheckResult(
-            check.id,
-            Status.FAIL,
-            f"the check itself failed: {exc.__class__.__name__}: {exc}",
-            fix="report this with `fluxops doctor --report doctor.txt` attached",
-        )
-    return replace(result, group=check.group)
+    return replace(isolated(check.id, lambda: check.run(ctx)), group=check.group)
 
 
 def run_doctor(

@@ -270,3 +270,40 @@ def test_a_cache_that_cannot_be_saved_is_a_notice_not_a_failure(cli, setup_dirs,
     assert json.loads(proc.stdout)["data"]["counts"] == {"ok": 5}
     assert "verify.json could not be saved" in proc.stderr and "the next run hashes again" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_fix_moves_a_misplaced_file_across_file_systems(setup_dirs, isolated, monkeypatch) -> None:
+    """The misplaced copy sits on another device than its destination: os.link says EXDEV (simulated at that
+    seam, as tests/test_files.py does: a second file system needs root), so it is copied beside the
+    destination, linked into place, and the original removed."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    from fluxops.cli import app
+
+    models, manifest = setup_dirs
+    place(models, MODELS, skip=("vae",))
+    stray = models / "checkpoints" / "ae.safetensors"
+    stray.parent.mkdir()
+    stray.write_bytes(MODELS[3].data)
+    real_link, refused = os.link, []
+
+    def link(src, dst, *args, **kwargs):
+        if Path(src) == stray:
+            refused.append(Path(dst))
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    args = ["verify", "--models-dir", str(models), "--manifest", str(manifest), "--fix", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    vae = by_id(json.loads(result.stdout), "vae")
+    assert vae["state"] == "ok" and vae["fixed"] is True and vae["detail"] == f"moved from {stray}"
+    dest = models / "vae" / "ae.safetensors"
+    assert refused == [dest]  # the same-device link was tried first, and refused
+    assert dest.read_bytes() == MODELS[3].data and not stray.exists()
+    assert [p.name for p in dest.parent.iterdir()] == ["ae.safetensors"]  # no temporary copy left beside it
+    again = CliRunner().invoke(app, ["verify", "--models-dir", str(models), "--manifest", str(manifest), "--json"])
+    assert by_id(json.loads(again.stdout), "vae")["checked_by"] == "cache"  # the moved copy's verdict was kept

@@ -165,7 +165,7 @@ def step_updates(settings: Settings, online: bool) -> CheckResult:
     return ok("comfyui.updates", f"up to date with {info.upstream} at {short} ({fetched})", **facts)
 
 
-def step_gpu_health(settings: Settings) -> CheckResult:
+def step_gpu_health() -> CheckResult:
     from fluxops.machine.gpu import probe_gpus
 
     probe = probe_gpus()
@@ -227,7 +227,7 @@ def _steps(settings: Settings, options: MaintainOptions, env: dict[str, str], st
         ("cleanup.logs", lambda: step_logs(settings, options.log_max_age_days, started)),
         ("doctor", lambda: step_doctor(settings, options.online, env)),
         ("comfyui.updates", lambda: step_updates(settings, options.online)),
-        ("gpu.health", lambda: step_gpu_health(settings)),
+        ("gpu.health", step_gpu_health),
         ("healthcheck", (lambda: step_health_check(settings, note)) if options.health_check
          else (lambda: skip("healthcheck", "skipped (--no-health-check)"))),
     ]

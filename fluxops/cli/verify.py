@@ -12,7 +12,7 @@ from fluxops.console import Output, Text, human_bytes
 from fluxops.errors import ExitCode
 
 _STATE_STYLE = {"ok": "green", "missing": "red", "misplaced": "yellow", "wrong_size": "red",
-                "malformed": "red", "hash_mismatch": "red"}
+                "malformed": "red", "hash_mismatch": "red", "unverified": "yellow"}
 
 
 @app.command()

@@ -77,14 +77,14 @@ def step_verify(settings: Settings, note: Callable[[str], None]) -> CheckResult:
     from fluxops.models.hashing import VerifyCache
     from fluxops.models.layout import extra_yamls_for
     from fluxops.models.manifest import load_manifest
-    from fluxops.models.verify import verify
+    from fluxops.models.verify import State, verify
 
     manifest = load_manifest(settings.manifest)
     models_dir = settings.require_models_dir()
     report = verify(manifest, models_dir, VerifyCache(settings.verify_cache_path),
                     extra_yamls=extra_yamls_for(settings.comfyui_dir), full=True,
                     parallel_files=settings.parallel_files, on_note=note)
-    bad = [f for f in report.files if f.state.value != "ok"]
+    bad = [f for f in report.files if f.state is not State.OK]
     facts = {"counts": report.counts(), "seconds": round(report.seconds, 2)}
     if not bad:
         return ok("models.verify", f"all {len(report.files)} files re-verified ({report.seconds:.1f} s)", **facts)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fluxops.doctor.checks_models import TO_DOWNLOAD
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, Status, fail, ok, warn
 from fluxops.errors import FluxopsError
@@ -93,7 +94,7 @@ def check_token(ctx: DoctorContext) -> CheckResult:
         notes.append("fluxops reads HUGGINGFACE_TOKEN, but huggingface_hub and the hf CLI do not")
     if not token.value:
         scan = ctx.models
-        missing = {f.id for f in scan.files if f.state in ("missing", "wrong_size")} if scan else set()
+        missing = {f.id for f in scan.files if f.state in TO_DOWNLOAD} if scan else set()
         needs = _gated_only(manifest, missing) if manifest else []
         if needs:
             return fail(

@@ -24,8 +24,8 @@ from fluxops.settings import Settings
 from fluxops.setup.preflight import existing_parent
 
 if TYPE_CHECKING:
+    from fluxops.doctor.checks_models import ModelScan
     from fluxops.doctor.comfy_server import ServerProbe
-    from fluxops.doctor.models import ModelScan
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class DoctorContext:
 
     @functools.cached_property
     def models(self) -> ModelScan | None:
-        from fluxops.doctor.models import scan_models
+        from fluxops.doctor.checks_models import scan_models
 
         manifest = self.manifest_or_none
         if manifest is None or self.settings.models_dir is None:

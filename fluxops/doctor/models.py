@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluxops.errors import FluxopsError
 from fluxops.hub.partial import resume_point
 from fluxops.models.hashing import FileKey, VerifyCache
-from fluxops.models.layout import SearchPath, extra_yamls_for, search_paths
+from fluxops.models.layout import SearchPath, comfyui_search_paths, right_places
 from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.settings import Settings
 
@@ -49,19 +48,8 @@ class ModelScan:
         return {f.id: Path(f.path) for f in self.files if f.path and f.state != "missing"}
 
 
-def _search_paths(settings: Settings, models_dir: Path) -> tuple[list[SearchPath], str | None]:
-    try:
-        return search_paths(models_dir, extra_yamls_for(settings.comfyui_dir)), None
-    except FluxopsError as exc:  # a broken yaml: search the models dir alone, and say why
-        return search_paths(models_dir, ()), exc.message
-
-
 def _places(spec: ModelSpec, paths: list[SearchPath], models_dir: Path) -> list[Path]:
-    dest = spec.dest_path(models_dir)
-    return [
-        dest,
-        *(sp.path / spec.filename for sp in paths if sp.folder == spec.folder and sp.path / spec.filename != dest),
-    ]
+    return [path for path, _origin in right_places(spec, paths, models_dir)]
 
 
 def _scan_one(spec: ModelSpec, places: list[Path], cache: VerifyCache, models_dir: Path) -> ModelFile:
@@ -84,6 +72,6 @@ def _scan_one(spec: ModelSpec, places: list[Path], cache: VerifyCache, models_di
 def scan_models(manifest: Manifest, settings: Settings) -> ModelScan:
     models_dir = settings.require_models_dir()
     cache = VerifyCache(settings.verify_cache_path)
-    paths, error = _search_paths(settings, models_dir)
+    paths, error = comfyui_search_paths(models_dir, settings.comfyui_dir)
     files = tuple(_scan_one(spec, _places(spec, paths, models_dir), cache, models_dir) for spec in manifest.files)
     return ModelScan(models_dir, files, error)

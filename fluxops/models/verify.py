@@ -19,7 +19,7 @@ from fluxops.errors import FluxopsError
 from fluxops.files import move_no_overwrite
 from fluxops.hub.partial import PARTIAL_DIR
 from fluxops.models.hashing import FileKey, ProgressFn, VerifyCache, blake3_file, hash_file
-from fluxops.models.layout import SearchPath, search_paths
+from fluxops.models.layout import locate, right_places, search_paths
 from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.models.tensorfile import NotSafetensors, read_summary
 
@@ -101,16 +101,6 @@ class _Job:
     use_blake3: str | None  # the recorded blake3 to compare against, or None for a sha256 check
 
 
-def _right_places(spec: ModelSpec, paths: list[SearchPath], models_dir: Path) -> list[tuple[Path, str]]:
-    dest = spec.dest_path(models_dir)
-    places = [(dest, "models")]
-    for sp in paths:
-        candidate = sp.path / spec.filename
-        if sp.folder == spec.folder and candidate != dest:
-            places.append((candidate, sp.origin))
-    return places
-
-
 def _walk(roots: Iterable[Path]) -> dict[str, list[Path]]:
     """Every file under the roots by basename (bounded depth; partial downloads skipped)."""
     index: dict[str, list[Path]] = {}
@@ -151,13 +141,13 @@ def verify(manifest: Manifest, models_dir: Path, cache: VerifyCache, *, extra_ya
     for spec in manifest.files:
         base = FileResult(id=spec.id, dest=spec.dest, state=State.MISSING,
                           path=str(spec.dest_path(models_dir)), expected_size=spec.size)
-        found = next(((p, origin) for p, origin in _right_places(spec, paths, models_dir) if p.is_file()), None)
+        found = locate(spec, paths, models_dir)
         misplaced = False
         if found is None:
             if index is None:
                 index = _walk([models_dir, *{sp.path for sp in paths if sp.origin not in ("models", "alias")}])
             names = {spec.filename, *(Path(s.path).name for s in spec.sources)}
-            right = {p for p, _ in _right_places(spec, paths, models_dir)}
+            right = {p for p, _ in right_places(spec, paths, models_dir)}
             candidates = [p for name in sorted(names) for p in index.get(name, [])
                           if p not in right and p.stat().st_size == spec.size]
             if not candidates:

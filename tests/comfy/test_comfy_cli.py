@@ -318,3 +318,20 @@ def test_ctrl_c_during_start_leaves_nothing_behind(comfy, tmp_path: Path, no_lef
     record = json.loads(next(no_leftover_processes.glob("*.json")).read_text())
     proc = psutil.Process(record["pid"]) if psutil.pid_exists(record["pid"]) else None
     assert proc is None or proc.status() == psutil.STATUS_ZOMBIE
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_status_writes_nothing_not_even_a_log_rotation(comfy) -> None:
+    started = comfy("start", "--json")
+    assert started.returncode == 0, started.stderr
+    log = Path(_doc(started)["data"]["server"]["log_path"])
+    with log.open("ab") as fh:  # past the size at which a log is rotated while ComfyUI runs
+        fh.write(b"filler line\n" * (11 * 1024 * 1024 // 12))
+    before = _snapshot(comfy.state_file.parent)
+    status = comfy("status")
+    assert status.returncode == 0, status.stderr
+    assert _snapshot(comfy.state_file.parent) == before
+    assert not log.with_name(log.name + ".1").exists()

@@ -120,15 +120,16 @@ class StopResult:
         }
 
 
-def stop(settings: Settings, *, grace: float = DEFAULT_GRACE) -> StopResult:
+def stop(settings: Settings, *, grace: float = DEFAULT_GRACE, listen: str | None = None) -> StopResult:
     """Stop the ComfyUI fluxops started: SIGTERM to its process group, SIGKILL after `grace` seconds. Never
-    touches a process fluxops did not start, even one on the same port."""
+    touches a process fluxops did not start, even one on the same port (asked at `listen` when fluxops
+    started none: `ownership.who_holds`)."""
     import psutil
 
     with locked(settings, grace + 60):
         state = read_state(settings)
         if state is None:
-            if who_holds(settings, timeout=2.0).answers:
+            if who_holds(settings, listen=listen, timeout=2.0).answers:
                 raise FluxopsError(
                     "comfy.not_ours",
                     f"a ComfyUI answers on port {settings.port}, but fluxops did "
@@ -195,11 +196,12 @@ class ServerStatus:
         }
 
 
-def status(settings: Settings, timeout: float = STATUS_TIMEOUT) -> ServerStatus:
-    """What runs: the server fluxops started (uptime, version, devices and VRAM, queue), or a foreign one.
-    Reads only: it writes nothing, not even the log."""
+def status(settings: Settings, *, listen: str | None = None, timeout: float = STATUS_TIMEOUT) -> ServerStatus:
+    """What runs: the server fluxops started (uptime, version, devices and VRAM, queue), or a foreign one
+    (asked at `listen`, default as `ownership.who_holds` says). Reads only: it writes nothing, not even the
+    log."""
     state = read_state(settings)
-    owner = who_holds(settings, port=state.port if state else None, timeout=timeout)
+    owner = who_holds(settings, port=state.port if state else None, listen=listen, timeout=timeout)
     record = owner.record
     if record is None:
         return ServerStatus(False, False, state, stale=state is not None, foreign=owner.system_stats)

@@ -335,3 +335,28 @@ def test_status_writes_nothing_not_even_a_log_rotation(comfy) -> None:
     assert status.returncode == 0, status.stderr
     assert _snapshot(comfy.state_file.parent) == before
     assert not log.with_name(log.name + ".1").exists()
+
+
+def test_every_subcommand_takes_the_options_of_start(comfy, comfyui_dir: Path, tmp_path: Path) -> None:
+    """A command line is turned into another by editing one word: start, status, logs and stop all take
+    start's options (those that do not apply are ignored)."""
+    models = comfyui_dir / "models"
+    line = [
+        "--comfyui-dir", str(comfyui_dir), "--comfyui-python", str(comfyui_dir / "venv" / "bin" / "python"),
+        "--models-dir", str(models), "--manifest", str(REPO / "manifests" / "flux-krea-turbo.toml"),
+        "--listen", "127.0.0.1", "--port", str(comfy.port), "--comfy-arg=--cpu", "--timeout", "60",
+    ]
+    started = comfy("start", *line, "--json")
+    assert started.returncode == 0, started.stderr
+    pid = _doc(started)["data"]["server"]["pid"]
+    status = comfy("status", *line, "--json")
+    assert status.returncode == 0, status.stderr
+    assert _doc(status)["data"]["pid"] == pid and _doc(status)["data"]["answering"]
+    logs = comfy("logs", *line, "-n", "1")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.strip() == f"To see the GUI go to: http://127.0.0.1:{comfy.port}"
+    stopped = comfy("stop", *line, "--json")
+    assert stopped.returncode == 0, stopped.stderr
+    assert _doc(stopped)["data"]["outcome"] == "terminated" and _doc(stopped)["data"]["server"]["pid"] == pid
+    again = comfy("stop", *line)
+    assert again.returncode == 0 and "not running" in again.stdout

@@ -23,7 +23,7 @@ from fluxops.cli.options import (
     StartTimeoutOpt,
 )
 from fluxops.console import Output, human_bytes
-from fluxops.errors import ExitCode
+from fluxops.errors import REGISTRY, ExitCode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -196,7 +196,7 @@ def _show_status(out: Output, report: ServerStatus) -> None:
             f"{data['url']}" + (" (another server answers there)" if report.foreign else ""),
             style="yellow",
         )
-        out.hint("`fluxops comfy logs`; if it stays like this: `fluxops comfy stop` and start again")
+        out.hint(REGISTRY["comfy.unresponsive"].hint or "")
     else:
         why = (
             f" (pid {data['pid']} exited; run `fluxops comfy stop` to clear its state)"

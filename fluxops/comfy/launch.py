@@ -18,8 +18,6 @@ from fluxops.comfy.state import ServerState, write_state
 from fluxops.errors import FluxopsError
 from fluxops.settings import Settings
 
-Event = Callable[[str], None]
-
 
 @dataclass(frozen=True)
 class LaunchPlan:
@@ -32,20 +30,20 @@ class LaunchPlan:
 
 def _checked_python(settings: Settings) -> tuple[Path, Path, Path]:
     """(ComfyUI folder, its main.py, its interpreter), or the error that says which one is missing."""
-    from fluxops.comfy.install import inspect_install
+    from fluxops.comfy.install import find_python
 
     if settings.comfyui_dir is None:
         raise FluxopsError("comfy.dir_unknown", "fluxops does not know where ComfyUI is")
-    install = inspect_install(settings.comfyui_dir, settings.comfyui_python)
-    if not install.main_py.is_file():
+    main_py = settings.comfyui_dir / "main.py"
+    if not main_py.is_file():
         raise FluxopsError(
-            "comfy.not_installed",
-            f"{install.main_py} does not exist: {settings.comfyui_dir} is not a ComfyUI folder",
+            "comfy.not_installed", f"{main_py} does not exist: {settings.comfyui_dir} is not a ComfyUI folder"
         )
-    if install.python is None or not install.python.exists():
-        where = install.python or f"{settings.comfyui_dir} (venv, .venv or python_embeded)"
+    python, _source = find_python(settings.comfyui_dir, settings.comfyui_python)
+    if python is None or not python.exists():
+        where = python or f"{settings.comfyui_dir} (venv, .venv or python_embeded)"
         raise FluxopsError("comfy.python_missing", f"ComfyUI's Python interpreter was not found at {where}")
-    return settings.comfyui_dir, install.main_py, install.python
+    return settings.comfyui_dir, main_py, python
 
 
 def plan_launch(
@@ -69,7 +67,7 @@ def plan_launch(
     return LaunchPlan(comfyui_dir, python, listen, settings.port, command)
 
 
-def spawn(settings: Settings, plan: LaunchPlan, note: Event) -> tuple[subprocess.Popen, ServerState]:
+def spawn(settings: Settings, plan: LaunchPlan, note: Callable[[str], None]) -> tuple[subprocess.Popen, ServerState]:
     """Start the planned command detached and record it; nothing unrecorded is left running if that fails."""
     import psutil
 

@@ -89,11 +89,7 @@ class DoctorContext:
     def comfy_python(self) -> tuple[Path | None, str]:
         from fluxops.comfy.install import find_python
 
-        if self.settings.comfyui_python is not None:
-            return self.settings.comfyui_python, "--comfyui-python"
-        if self.settings.comfyui_dir is None:
-            return None, "none"
-        return find_python(self.settings.comfyui_dir, None)
+        return find_python(self.settings.comfyui_dir, self.settings.comfyui_python)
 
     @functools.cached_property
     def torch(self) -> TorchInfo:

@@ -7,10 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -18,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO
+from tests.fakes.http_stub import StubServer
 
 
 def _doc(result: subprocess.CompletedProcess) -> dict:
@@ -116,31 +114,9 @@ def test_crash_at_start_shows_the_cause_and_the_log(
     assert error["code"] == code and error["log_tail"] and error["log_path"]
 
 
-class _Other(BaseHTTPRequestHandler):
+def _other_comfyui(_path: str, _headers: object) -> tuple[int, dict[str, str], dict]:
     """Another program's server on the port: answers /system_stats like a ComfyUI started by someone else."""
-
-    def do_GET(self) -> None:
-        body = json.dumps(
-            {"system": {"comfyui_version": "0.3.60", "argv": ["main.py", "--port", "x"]}, "devices": []}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _serve_other(port: int) -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Other)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return 200, {}, {"system": {"comfyui_version": "0.3.60", "argv": ["main.py", "--port", "x"]}, "devices": []}
 
 
 def test_port_held_by_another_comfyui_is_left_alone(comfy, start_fake) -> None:
@@ -182,12 +158,8 @@ def test_a_server_taking_the_port_during_start_is_not_mistaken_for_ours(
     # our fake ComfyUI has been spawned once this returns (the launcher's port check is behind it)
     launcher = _start_in_background(tmp_path, no_leftover_processes, "--timeout", "60",
                                     FAKE_COMFYUI_START_DELAY="3")
-    other = _serve_other(comfy.port)
-    next(other)
-    try:
+    with StubServer(_other_comfyui, port=comfy.port):
         _out, err = launcher.communicate(timeout=60)
-    finally:
-        other.close()
     assert launcher.returncode == 1, err
     assert "another server answers on port" in err
     assert "address already in use" in err and "already in use" in err

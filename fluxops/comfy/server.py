@@ -70,20 +70,18 @@ def start(
     *,
     listen: str | None = None,
     extra_args: Sequence[str] = (),
-    memory_flags: Sequence[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     on_event: Event | None = None,
 ) -> ServerState:
     """Start ComfyUI detached and wait until it answers as the process we started; reuse a healthy server
-    started earlier. `memory_flags` None means: the flags the VRAM budget calls for (`memory`; dropped when
-    `extra_args` has a memory flag)."""
-    note = on_event or (lambda _msg: None)
-    if memory_flags is None:
-        from fluxops.comfy.memory import budget_memory_flags
+    started earlier. ComfyUI gets the memory flags the VRAM budget calls for (`memory`), unless `extra_args`
+    has a memory flag of its own."""
+    from fluxops.comfy.memory import budget_memory_flags
 
-        memory_flags = budget_memory_flags(settings, extra_args)
-        if memory_flags:
-            note(f"the VRAM budget calls for {' '.join(memory_flags)} (see `fluxops doctor gpu.vram_budget`)")
+    note = on_event or (lambda _msg: None)
+    memory_flags = budget_memory_flags(settings, extra_args)
+    if memory_flags:
+        note(f"the VRAM budget calls for {' '.join(memory_flags)} (see `fluxops doctor gpu.vram_budget`)")
     plan = plan_launch(settings, listen or cmdline.DEFAULT_LISTEN, extra_args, memory_flags)
     explicit = listen is not None or settings.sources.get("port", "default") != "default"
     with locked(settings, timeout + 30):
@@ -196,12 +194,12 @@ class ServerStatus:
         }
 
 
-def status(settings: Settings, *, listen: str | None = None, timeout: float = STATUS_TIMEOUT) -> ServerStatus:
+def status(settings: Settings, *, listen: str | None = None) -> ServerStatus:
     """What runs: the server fluxops started (uptime, version, devices and VRAM, queue), or a foreign one
     (asked at `listen`, default as `ownership.who_holds` says). Reads only: it writes nothing, not even the
     log."""
     state = read_state(settings)
-    owner = who_holds(settings, port=state.port if state else None, listen=listen, timeout=timeout)
+    owner = who_holds(settings, port=state.port if state else None, listen=listen, timeout=STATUS_TIMEOUT)
     record = owner.record
     if record is None:
         return ServerStatus(False, False, state, stale=state is not None, foreign=owner.system_stats)
@@ -209,7 +207,7 @@ def status(settings: Settings, *, listen: str | None = None, timeout: float = ST
     if owner.kind is not OwnerKind.OURS:
         return ServerStatus(True, False, record, uptime_s=uptime, foreign=owner.system_stats)
     try:
-        queue = ComfyClient(owner.base_url, timeout=timeout).queue()
+        queue = ComfyClient(owner.base_url, timeout=STATUS_TIMEOUT).queue()
     except FluxopsError:
         return ServerStatus(True, False, record, uptime_s=uptime)
     return ServerStatus(

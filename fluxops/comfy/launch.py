@@ -28,7 +28,7 @@ class LaunchPlan:
     command: list[str]
 
 
-def _checked_python(settings: Settings) -> tuple[Path, Path, Path]:
+def _checked_install(settings: Settings) -> tuple[Path, Path, Path]:
     """(ComfyUI folder, its main.py, its interpreter), or the error that says which one is missing."""
     from fluxops.comfy.install import find_python
 
@@ -50,7 +50,7 @@ def plan_launch(
     settings: Settings, listen: str, extra_args: Sequence[str], memory_flags: Sequence[str]
 ) -> LaunchPlan:
     """The command `start` runs; writes the extra_model_paths.yaml when the models live outside ComfyUI."""
-    comfyui_dir, main_py, python = _checked_python(settings)
+    comfyui_dir, main_py, python = _checked_install(settings)
     cmdline.parse_listen(listen)
     extra_yaml = None
     if settings.models_dir is not None and cmdline.models_outside(comfyui_dir, settings.models_dir):

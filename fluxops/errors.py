@@ -43,9 +43,8 @@ _SPECS = [
     ErrorSpec("verify.fix_blocked", "a misplaced file could not be moved into place",
               "move it by hand, or remove the file that is in the way"),
     # setup / downloads (each feature adds its codes in its own section below)
-    # (main dropped state.locked while nothing raised it; setup's models-dir lock raises it again)
-    ErrorSpec("state.locked", "another fluxops process holds the lock",
-              "wait for it to finish, or stop it"),
+    ErrorSpec("state.locked", "another fluxops process holds the lock (setup per models dir, maintain per "
+              "state dir)", "wait for it to finish, then run again"),
     ErrorSpec("hub.token_invalid", "the Hub refused the Hugging Face token",
               "create a read token at https://huggingface.co/settings/tokens and set HF_TOKEN (or --token)"),
     ErrorSpec("hub.gated", "the repo is gated: its licence must be accepted and a token given",

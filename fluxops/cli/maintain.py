@@ -92,13 +92,12 @@ def schedule(
     json_out: JsonOpt = False,
 ) -> None:
     """Show, install or remove the monthly `fluxops maintain` job (crontab, systemd user timer, or schtasks)."""
+    if sum((print_, install, uninstall)) > 1:
+        raise typer.BadParameter("choose one of --print, --install, --uninstall")
     out = Output("maintain schedule", json_mode=json_out)
     with guarded(out):
-        from fluxops.errors import FluxopsError
         from fluxops.maintain.schedule import manage
 
-        if sum((print_, install, uninstall)) > 1:
-            raise FluxopsError("config.invalid", "choose one of --print, --install, --uninstall")
         action = "install" if install else "uninstall" if uninstall else "print"
         settings = build_settings(ctx)
         extra = ["--config", str(settings.config_file)] if settings.config_file else []

@@ -31,7 +31,7 @@ def budget_memory_flags(
     from fluxops.machine.cudaenv import select_device
     from fluxops.machine.gpu import probe_gpus
     from fluxops.machine.vram import launch_memory_flags, workflow_budget
-    from fluxops.models.layout import found_paths
+    from fluxops.models.locate import found_paths
     from fluxops.models.manifest import load_manifest
 
     device = select_device(probe_gpus().devices, os.environ if env is None else env, _cuda_device(extra_args))

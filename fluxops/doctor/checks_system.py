@@ -1,4 +1,4 @@
-"""Checks of the interpreter, RAM, disk space and the model files."""
+"""Checks of the interpreter, RAM and disk space (the model files: `checks_models`)."""
 
 from __future__ import annotations
 
@@ -126,58 +126,3 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
         level, message, fix = next((p for p in problems if p[0] == "fail"), problems[0])
         return (fail if level == "fail" else warn)("system.disk", message, fix, details, **facts)
     return ok("system.disk", "enough free space for the models and the images", details, **facts)
-
-
-_STATE_WORDS = {
-    "ok": "verified",
-    "unverified": "present, not verified yet",
-    "missing": "missing",
-    "wrong_size": "wrong size",
-}
-
-
-def check_models(ctx: DoctorContext) -> CheckResult:
-    manifest = ctx.manifest
-    if not hasattr(manifest, "files"):
-        return fail(
-            "models",
-            f"the manifest cannot be used: {getattr(manifest, 'message', manifest)}",
-            getattr(manifest, "hint", None) or "check --manifest",
-        )
-    if ctx.settings.models_dir is None:
-        return skip("models", "no models folder configured", "pass --models-dir DIR or --comfyui-dir DIR")
-    ctx.settings.require_models_dir()  # raises (and the check fails) when it is not a directory
-    scan = ctx.models
-    files = scan.files
-    details = [
-        f"{f.dest}: {_STATE_WORDS[f.state]}"
-        + (f" ({f.actual_size} bytes, expected {f.expected_size})" if f.state == "wrong_size" else "")
-        for f in files
-    ]
-    if scan.error:
-        details.append(f"extra_model_paths.yaml ignored: {scan.error}")
-    facts = {
-        "models_dir": str(scan.models_dir),
-        "bytes_to_download": scan.bytes_to_download,
-        "files": [f.__dict__ for f in files],
-    }
-    counts = {s: sum(1 for f in files if f.state == s) for s in _STATE_WORDS}
-    if counts["missing"] or counts["wrong_size"]:
-        bad = [f.dest for f in files if f.state in ("missing", "wrong_size")]
-        fix = "fluxops setup" if not counts["wrong_size"] else "fluxops setup --repair"
-        return fail(
-            "models",
-            f"{len(bad)} of {len(files)} model files missing or wrong: {', '.join(bad)}",
-            fix,
-            details,
-            **facts,
-        )
-    if counts["unverified"]:
-        return warn(
-            "models",
-            f"all {len(files)} model files present, {counts['unverified']} not verified yet",
-            "fluxops verify",
-            details,
-            **facts,
-        )
-    return ok("models", f"all {len(files)} model files present and verified (cached verdicts)", details, **facts)

@@ -56,7 +56,7 @@ class DoctorContext:
 
     @functools.cached_property
     def models(self) -> Any:
-        from fluxops.doctor.models import scan_models
+        from fluxops.doctor.checks_models import scan_models
 
         manifest = self.manifest
         if isinstance(manifest, FluxopsError) or self.settings.models_dir is None:

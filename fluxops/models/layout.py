@@ -1,8 +1,9 @@
 """Where ComfyUI looks for model files: its folder names, legacy aliases and extra_model_paths.yaml.
 
-Facts from ComfyUI's folder_paths.py (see docs/architecture.md): `unet` is an alias of `diffusion_models`,
-`clip` of `text_encoders`; both work as on-disk folder names and as yaml keys. An extra_model_paths.yaml adds
-search paths per folder, one path per line in a single string.
+Facts from ComfyUI's folder_paths.py (https://github.com/comfyanonymous/ComfyUI/blob/master/folder_paths.py):
+`unet` is an alias of `diffusion_models`, `clip` of `text_encoders`; both work as on-disk folder names and as
+yaml keys. An extra_model_paths.yaml adds search paths per folder, one path per line in a single string
+(https://github.com/comfyanonymous/ComfyUI/blob/master/utils/extra_config.py).
 """
 
 from __future__ import annotations
@@ -11,12 +12,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fluxops.errors import FluxopsError
-
-if TYPE_CHECKING:
-    from fluxops.models.manifest import Manifest, ModelSpec
 
 # Canonical folder name -> on-disk folder names under <models>, in ComfyUI's search order.
 FOLDERS: dict[str, tuple[str, ...]] = {
@@ -112,38 +109,3 @@ def extra_yamls_for(comfyui_dir: Path | None) -> list[Path]:
         return []
     candidate = comfyui_dir / "extra_model_paths.yaml"
     return [candidate] if candidate.is_file() else []
-
-
-def right_places(spec: ModelSpec, paths: Iterable[SearchPath], models_dir: Path) -> list[tuple[Path, str]]:
-    """Where ComfyUI finds `spec`, in its order: the destination, then the other search paths of its folder
-    (each with its origin: "models", "alias" or the yaml file)."""
-    dest = spec.dest_path(models_dir)
-    places = [(dest, "models")]
-    for sp in paths:
-        candidate = sp.path / spec.filename
-        if sp.folder == spec.folder and candidate != dest:
-            places.append((candidate, sp.origin))
-    return places
-
-
-def locate(spec: ModelSpec, paths: Iterable[SearchPath], models_dir: Path) -> tuple[Path, str] | None:
-    """The first right place that holds a file for `spec` (and its origin), or None."""
-    return next(((path, origin) for path, origin in right_places(spec, paths, models_dir) if path.is_file()), None)
-
-
-def comfyui_search_paths(models_dir: Path, comfyui_dir: Path | None) -> tuple[list[SearchPath], str | None]:
-    """The search paths of a ComfyUI with this models dir, and why its extra_model_paths.yaml was left out
-    when it cannot be used (then only the models dir is searched)."""
-    try:
-        return search_paths(models_dir, extra_yamls_for(comfyui_dir)), None
-    except FluxopsError as exc:
-        return search_paths(models_dir, ()), exc.message
-
-
-def found_paths(manifest: Manifest, models_dir: Path | None, comfyui_dir: Path | None) -> dict[str, Path]:
-    """Where each manifest file is found in a right place (files found nowhere are left out)."""
-    if models_dir is None:
-        return {}
-    paths, _why_not_yaml = comfyui_search_paths(models_dir, comfyui_dir)
-    hits = {spec.id: locate(spec, paths, models_dir) for spec in manifest.files}
-    return {file_id: hit[0] for file_id, hit in hits.items() if hit is not None}

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.fakes.models import SYMLINK_KINDS, bad_symlink
 from tests.setup.conftest import Scaled, spawn, tree, wait_until
 
 pytestmark = pytest.mark.network
@@ -60,6 +61,16 @@ def test_dry_run_prints_the_plan_and_touches_nothing(cli, scaled: Scaled) -> Non
     assert scaled.hub.served.bytes == 0
     human = cli("setup", "--dry-run", env=scaled.env())
     assert "total to fetch" in human.stdout and "free at" in human.stdout
+
+
+@pytest.mark.parametrize("kind", SYMLINK_KINDS)
+def test_dry_run_passes_over_a_broken_symlink_in_a_models_folder(cli, scaled: Scaled, kind: str) -> None:
+    bad_symlink(scaled.models / "checkpoints", kind, "ae.safetensors")  # the missing VAE's name, elsewhere
+    result = cli("setup", "--dry-run", "--json", env=scaled.env())
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    plan = {f["id"]: f for f in json.loads(result.stdout)["data"]["files"]}
+    assert plan["vae"]["state"] == "missing" and plan["vae"]["action"] == "download"
 
 
 def test_dry_run_shows_the_resume_point_of_a_partial(cli, scaled: Scaled) -> None:
@@ -140,7 +151,7 @@ def test_corrupt_file_is_reported_and_replaced_only_with_repair(cli, scaled: Sca
 
 
 def test_doctors_bytes_to_download_counts_partials_and_placed_files(cli, scaled: Scaled, tmp_path) -> None:
-    from fluxops.doctor.models import scan_models
+    from fluxops.doctor.checks_models import scan_models
     from fluxops.models.manifest import load_manifest
     from fluxops.settings import load_settings
 

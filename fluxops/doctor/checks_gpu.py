@@ -136,7 +136,7 @@ def check_devices(ctx: DoctorContext) -> CheckResult:
 
 
 def _ours(ctx: DoctorContext) -> int | None:
-    record = ctx.server.record
+    record = ctx.comfy_record
     return record.pid if record else None
 
 

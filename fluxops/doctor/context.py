@@ -9,7 +9,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fluxops.errors import FluxopsError
 from fluxops.machine.cudaenv import Selection, select_device
@@ -18,6 +18,10 @@ from fluxops.machine.torchprobe import TorchInfo, probe_torch
 from fluxops.machine.vram import Budget
 from fluxops.models.manifest import Manifest, load_manifest
 from fluxops.settings import Settings
+
+if TYPE_CHECKING:
+    from fluxops.comfy.ownership import PortOwner
+    from fluxops.comfy.state import ServerState
 
 
 @dataclass(frozen=True)
@@ -65,34 +69,27 @@ class DoctorContext:
     @functools.cached_property
     def budget(self) -> Budget | None:
         """The VRAM budget on ComfyUI's GPU; the ComfyUI fluxops started counts as free (it is the workload)."""
-        from fluxops.machine.vram import compute_budget, model_weights
+        from fluxops.machine.vram import workflow_budget
 
         chosen, manifest = self.selection.chosen, self.manifest
         if chosen is None or isinstance(manifest, FluxopsError):
             return None
         scan = self.models
-        weights = model_weights(manifest, scan.found_paths() if scan is not None else {})
-        record = self.server.record
-        ours = sum(p.used_bytes or 0 for p in chosen.processes if record is not None and p.pid == record.pid)
-        display = bool(chosen.display_active) or any(p.kind == "graphics" for p in chosen.processes)
-        return compute_budget(
-            weights,
-            chosen.memory_free + ours,
-            chosen.memory_total,
+        record = self.comfy_record
+        return workflow_budget(
+            manifest,
+            scan.found_paths() if scan is not None else {},
+            chosen,
+            record.pid if record is not None else None,
             self.options.width,
             self.options.height,
-            drives_display=display,
         )
 
     @functools.cached_property
     def comfy_python(self) -> tuple[Path | None, str]:
         from fluxops.comfy.install import find_python
 
-        if self.settings.comfyui_python is not None:
-            return self.settings.comfyui_python, "--comfyui-python"
-        if self.settings.comfyui_dir is None:
-            return None, "none"
-        return find_python(self.settings.comfyui_dir, None)
+        return find_python(self.settings.comfyui_dir, self.settings.comfyui_python)
 
     @functools.cached_property
     def torch(self) -> TorchInfo:
@@ -106,7 +103,15 @@ class DoctorContext:
         )
 
     @functools.cached_property
-    def server(self) -> Any:
-        from fluxops.doctor.comfy_server import probe_port
+    def comfy_record(self) -> ServerState | None:
+        """The ComfyUI fluxops started, while its process runs (read from its record: no HTTP)."""
+        from fluxops.comfy.state import running_record
 
-        return probe_port(self.settings)
+        return running_record(self.settings)
+
+    @functools.cached_property
+    def server(self) -> PortOwner:
+        """Who holds ComfyUI's port (asked over HTTP: only the comfyui checks use it)."""
+        from fluxops.comfy.ownership import who_holds
+
+        return who_holds(self.settings)

@@ -144,6 +144,28 @@ def test_the_package_has_no_import_cycle() -> None:
     )
 
 
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same graph with each module folded into its part of fluxops (`fluxops.hub.partial` -> `fluxops.hub`;
+    top-level modules such as `fluxops.errors` stay themselves)."""
+    def part(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    folded: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        folded.setdefault(part(module), set()).update(part(t) for t in targets if part(t) != part(module))
+    return folded
+
+
+def test_the_packages_are_layered_too() -> None:
+    """No two parts of fluxops lean on each other (e.g. `models` using `hub` while `hub` uses `models`): each
+    part can be read with only the parts below it."""
+    graph = package_graph(import_graph(module_files()))
+    found = cycles(graph)
+    assert not found, "package cycles:\n" + "\n".join(
+        "  " + "; ".join(_edges_within(component, graph)) for component in found
+    )
+
+
 def test_comfy_never_imports_doctor() -> None:
     graph = import_graph(module_files())
     wrong = [

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxops.errors import FluxopsError
-from fluxops.hub.partial import PARTIAL_DIR
 from fluxops.models.layout import SearchPath, extra_yamls_for, search_paths
 from fluxops.models.manifest import Manifest, ModelSpec
 
@@ -103,7 +102,7 @@ class FileIndex:
             base_depth = len(root.parts)
             for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are listed, not entered
                 current = Path(dirpath)
-                dirnames[:] = [d for d in dirnames if d != PARTIAL_DIR and not d.startswith(".")]
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # hidden: .fluxops-partial and the like
                 if len(current.parts) - base_depth >= MAX_WALK_DEPTH:
                     dirnames[:] = []
                 for name in filenames:

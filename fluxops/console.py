@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 SCHEMA = "fluxops/1"
+STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
+MARKS = {"ok": "[✓]", "warn": "[!]", "fail": "[✗]", "skip": "[-]"}  # flutter doctor's marks, one per status
+
+
+def status_mark(status: str) -> tuple[str, str]:
+    """The mark and the colour of a check status (`ok`, `warn`, `fail`, `skip`): doctor's checks, maintain's
+    findings."""
+    return MARKS[status], STYLES[status]
 
 
 def envelope(command: str, ok: bool, data: Any = None, error: FluxopsError | None = None) -> dict[str, Any]:
@@ -200,4 +208,4 @@ class TransferBars:
             progress.advance(total_task, n)
 
 
-__all__ = ["Output", "Text", "TransferBars", "envelope", "escape", "human_bytes"]
+__all__ = ["MARKS", "STYLES", "Output", "Text", "TransferBars", "envelope", "escape", "human_bytes", "status_mark"]

@@ -114,6 +114,8 @@ _SPECS = [
               "read the whole log: `fluxops comfy logs -n 200`"),
     ErrorSpec("comfy.not_ready", "ComfyUI did not become ready in time",
               "read `fluxops comfy logs`; a slow first start may need a longer --timeout"),
+    ErrorSpec("comfy.unresponsive", "the ComfyUI fluxops started runs but does not answer",
+              "read `fluxops comfy logs`; if it stays like this, stop it with `fluxops comfy stop` and start again"),
     ErrorSpec("comfy.not_ours", "the server on the port was not started by fluxops",
               "stop it the way it was started; fluxops only stops the ComfyUI it started"),
     ErrorSpec("comfy.stop_failed", "the ComfyUI process could not be stopped",

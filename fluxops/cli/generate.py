@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt
+from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, host_option, port_option
 from fluxops.console import Output
 from fluxops.errors import ExitCode, FluxopsError
 
@@ -60,10 +60,8 @@ def generate(
                                         "asserts the image size and that it is not blank.")] = False,
     url: Annotated[str | None, typer.Option(help="ComfyUI's address, e.g. http://gpu-box:8188 (instead of "
                                             "--host/--port).", rich_help_panel=_SERVER)] = None,
-    host: Annotated[str | None, typer.Option(help="ComfyUI's host (env FLUXOPS_HOST).",
-                                             rich_help_panel=_SERVER)] = None,
-    port: Annotated[int | None, typer.Option(help="ComfyUI's port (env FLUXOPS_PORT).",
-                                             rich_help_panel=_SERVER)] = None,
+    host: Annotated[str | None, host_option(_SERVER)] = None,
+    port: Annotated[int | None, port_option(_SERVER)] = None,
     stop_after: Annotated[bool, typer.Option("--stop-after", help="Stop the ComfyUI server afterwards if this "
                                              "command started it.", rich_help_panel=_SERVER)] = False,
     comfyui_dir: ComfyDirOpt = None,

@@ -82,18 +82,6 @@ def run_doctor(
     return DoctorReport(tuple(results), strict=strict, seconds=time.perf_counter() - started)
 
 
-def memory_flags(
-    settings: Settings, env: Mapping[str, str], width: int = 1024, height: int = 1024, cuda_device: int | None = None
-) -> list[str]:
-    """ComfyUI launch flags the VRAM budget calls for on the GPU ComfyUI will use ([] when it fits or there
-    is no GPU): what `fluxops comfy start` can pass as memory flags."""
-    from fluxops.machine.vram import launch_memory_flags
-
-    options = DoctorOptions(width=width, height=height, cuda_device=cuda_device)
-    budget = DoctorContext(settings, options, env).budget
-    return launch_memory_flags(budget) if budget is not None else []
-
-
 __all__ = [
     "CHECKS",
     "CHECK_IDS",
@@ -101,7 +89,6 @@ __all__ = [
     "DoctorOptions",
     "DoctorReport",
     "Status",
-    "memory_flags",
     "run_doctor",
     "select_checks",
 ]

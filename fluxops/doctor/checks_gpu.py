@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxops.doctor.context import DoctorContext, drives_display
+from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.machine.cudaenv import ALLOC_CONF_VARS, env_findings
 from fluxops.machine.gpu import GpuDevice, GpuProcess
 from fluxops.machine.torchprobe import TorchInfo
-from fluxops.machine.vram import Budget, compute_budget
+from fluxops.machine.vram import Budget, compute_budget, drives_a_display
 from fluxops.units import gib
 
 # The desktop's own GPU clients: they hold a little VRAM on a GPU that drives a display and cannot be closed.
@@ -241,7 +241,7 @@ def _without_other_programs(ctx: DoctorContext, chosen: GpuDevice, budget: Budge
         chosen.memory_total,
         budget.width,
         budget.height,
-        drives_display=drives_display(chosen),
+        drives_display=drives_a_display(chosen),
     )
     return freed, others_bytes
 

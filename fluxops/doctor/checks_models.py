@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.errors import FluxopsError
 from fluxops.hub.partial import resume_point
 from fluxops.models.hashing import FileKey, VerifyCache
-from fluxops.models.layout import SearchPath, extra_yamls_for, search_paths
-from fluxops.models.locate import locate
+from fluxops.models.layout import SearchPath
+from fluxops.models.locate import comfyui_search_paths, locate
 from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.models.verify import State
 from fluxops.settings import Settings
+
+if TYPE_CHECKING:  # the context builds its model scan from this module; the check only reads the context
+    from fluxops.doctor.context import DoctorContext
 
 TO_DOWNLOAD = (State.MISSING, State.WRONG_SIZE)
 
@@ -60,13 +62,6 @@ class ModelScan:
         return {f.id: Path(f.path) for f in self.files if f.path and f.state is not State.MISSING}
 
 
-def _search_paths(settings: Settings, models_dir: Path) -> tuple[list[SearchPath], str | None]:
-    try:
-        return search_paths(models_dir, extra_yamls_for(settings.comfyui_dir)), None
-    except FluxopsError as exc:  # a broken yaml: search the models dir alone, and say why
-        return search_paths(models_dir, ()), exc.message
-
-
 def _scan_one(spec: ModelSpec, paths: list[SearchPath], cache: VerifyCache, models_dir: Path) -> ModelFile:
     found = locate(spec, paths, models_dir)
     if found is None:
@@ -82,7 +77,7 @@ def _scan_one(spec: ModelSpec, paths: list[SearchPath], cache: VerifyCache, mode
 def scan_models(manifest: Manifest, settings: Settings) -> ModelScan:
     models_dir = settings.require_models_dir()
     cache = VerifyCache(settings.verify_cache_path)
-    paths, error = _search_paths(settings, models_dir)
+    paths, error = comfyui_search_paths(models_dir, settings.comfyui_dir)
     return ModelScan(models_dir, tuple(_scan_one(spec, paths, cache, models_dir) for spec in manifest.files), error)
 
 

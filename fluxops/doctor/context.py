@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from fluxops.errors import FluxopsError
 from fluxops.machine.cudaenv import Selection, select_device
-from fluxops.machine.gpu import GpuDevice, GpuProbe, probe_gpus
+from fluxops.machine.gpu import GpuProbe, probe_gpus
 from fluxops.machine.torchprobe import TorchInfo, probe_torch
 from fluxops.machine.vram import Budget
 from fluxops.models.manifest import Manifest, load_manifest
@@ -24,8 +24,9 @@ from fluxops.settings import Settings
 from fluxops.setup.preflight import existing_parent
 
 if TYPE_CHECKING:
+    from fluxops.comfy.ownership import PortOwner
+    from fluxops.comfy.state import ServerState
     from fluxops.doctor.checks_models import ModelScan
-    from fluxops.doctor.comfy_server import ServerProbe
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,6 @@ def read_memory() -> Memory:
 
 def disk_free(path: Path) -> int:
     return shutil.disk_usage(path).free
-
-
-def drives_display(device: GpuDevice) -> bool:
-    """The GPU shows a desktop: it keeps some VRAM for it, and graphics programs use it."""
-    return bool(device.display_active) or any(p.kind == "graphics" for p in device.processes)
 
 
 class DoctorContext:
@@ -125,20 +121,18 @@ class DoctorContext:
     @functools.cached_property
     def budget(self) -> Budget | None:
         """The VRAM budget on ComfyUI's GPU; the ComfyUI fluxops started counts as free (it is the workload)."""
-        from fluxops.machine.vram import compute_budget, model_weights
+        from fluxops.machine.vram import workflow_budget
 
         chosen, manifest = self.selection.chosen, self.manifest_or_none
         if chosen is None or manifest is None:
             return None
-        weights = model_weights(manifest, self.found_paths)
-        ours = sum(p.used_bytes or 0 for p in chosen.processes if p.pid == self.comfy_pid)
-        return compute_budget(
-            weights,
-            chosen.memory_free + ours,
-            chosen.memory_total,
+        return workflow_budget(
+            manifest,
+            self.found_paths,
+            chosen,
+            self.comfy_pid,
             self.options.width,
             self.options.height,
-            drives_display=drives_display(chosen),
         )
 
     @property
@@ -151,11 +145,7 @@ class DoctorContext:
     def comfy_python(self) -> tuple[Path | None, str]:
         from fluxops.comfy.install import find_python
 
-        if self.settings.comfyui_python is not None:
-            return self.settings.comfyui_python, "--comfyui-python"
-        if self.settings.comfyui_dir is None:
-            return None, "none"
-        return find_python(self.settings.comfyui_dir, None)
+        return find_python(self.settings.comfyui_dir, self.settings.comfyui_python)
 
     @functools.cached_property
     def torch(self) -> TorchInfo:
@@ -169,13 +159,21 @@ class DoctorContext:
         )
 
     @functools.cached_property
-    def server(self) -> ServerProbe:
-        from fluxops.doctor.comfy_server import probe_port
+    def comfy_record(self) -> ServerState | None:
+        """The ComfyUI fluxops started, while its process runs (read from its record: no HTTP)."""
+        from fluxops.comfy.state import running_record
 
-        return probe_port(self.settings)
+        return running_record(self.settings)
 
     @property
     def comfy_pid(self) -> int | None:
         """The pid of the ComfyUI fluxops started, while it runs: its VRAM is the workload's own."""
-        record = self.server.record
+        record = self.comfy_record
         return record.pid if record is not None else None
+
+    @functools.cached_property
+    def server(self) -> PortOwner:
+        """Who holds ComfyUI's port (asked over HTTP: only the comfyui checks use it)."""
+        from fluxops.comfy.ownership import who_holds
+
+        return who_holds(self.settings)

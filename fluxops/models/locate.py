@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluxops.hub.partial import PARTIAL_DIR
-from fluxops.models.layout import SearchPath
-from fluxops.models.manifest import ModelSpec
+from fluxops.errors import FluxopsError
+from fluxops.models.layout import SearchPath, extra_yamls_for, search_paths
+from fluxops.models.manifest import Manifest, ModelSpec
 
 MAX_WALK_DEPTH = 4
 MISPLACED = "misplaced"  # the origin of a file found outside the places ComfyUI looks for it
@@ -65,6 +65,25 @@ def locate(spec: ModelSpec, paths: Iterable[SearchPath], models_dir: Path) -> Fo
     return None
 
 
+def comfyui_search_paths(models_dir: Path, comfyui_dir: Path | None) -> tuple[list[SearchPath], str | None]:
+    """The places a ComfyUI with this models dir searches, and why its extra_model_paths.yaml was left out when
+    it cannot be read (then only the models dir is searched)."""
+    try:
+        return search_paths(models_dir, extra_yamls_for(comfyui_dir)), None
+    except FluxopsError as exc:
+        return search_paths(models_dir, ()), exc.message
+
+
+def found_paths(manifest: Manifest, models_dir: Path | None, comfyui_dir: Path | None) -> dict[str, Path]:
+    """Where each manifest file is, among the places ComfyUI looks (whatever its size; files found nowhere are
+    left out): what the VRAM budget reads the tensor sizes from."""
+    if models_dir is None:
+        return {}
+    paths, _why_no_yaml = comfyui_search_paths(models_dir, comfyui_dir)
+    hits = {spec.id: locate(spec, paths, models_dir) for spec in manifest.files}
+    return {file_id: hit.path for file_id, hit in hits.items() if hit is not None}
+
+
 class FileIndex:
     """Every file under the models dir and the yaml folders, by basename; walked on first use only."""
 
@@ -83,7 +102,7 @@ class FileIndex:
             base_depth = len(root.parts)
             for dirpath, dirnames, filenames in os.walk(root):  # symlinked folders are listed, not entered
                 current = Path(dirpath)
-                dirnames[:] = [d for d in dirnames if d != PARTIAL_DIR and not d.startswith(".")]
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # hidden: .fluxops-partial and the like
                 if len(current.parts) - base_depth >= MAX_WALK_DEPTH:
                     dirnames[:] = []
                 for name in filenames:

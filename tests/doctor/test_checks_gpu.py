@@ -168,12 +168,12 @@ def test_comfyui_venv_is_found_beside_the_install(fake_nvml, make_settings, tmp_
 
 
 def test_memory_flags_for_comfy_start(fake_nvml, make_settings, real_models):
-    from fluxops.doctor import memory_flags
+    from fluxops.comfy.memory import budget_memory_flags
 
     fake_nvml("rtx3090_browser")
     settings = make_settings(**real_models)
-    assert memory_flags(settings, {}) == []
-    assert memory_flags(settings, {}, width=2560, height=2560) == ["--lowvram", "--reserve-vram", "1"]
+    assert budget_memory_flags(settings, env={}) == []
+    assert budget_memory_flags(settings, env={}, width=2560, height=2560) == ["--lowvram", "--reserve-vram", "1"]
 
 
 def test_the_comfyui_fluxops_started_is_not_another_program(

@@ -77,7 +77,8 @@ _SPECS = [
               "check the models disk (permissions, space), then run `fluxops setup` again"),
     # comfy (ComfyUI process lifecycle)
     ErrorSpec("comfy.unreachable", "no ComfyUI server answers at the address",
-              "start one with `fluxops comfy start`, or pass the right --host/--port"),
+              "start one with `fluxops comfy start` (generate starts it itself given --comfyui-dir), or pass the "
+              "right --host/--port"),
     ErrorSpec("comfy.timeout", "the ComfyUI server did not answer in time",
               "it may be busy; try again, or read `fluxops comfy logs`"),
     ErrorSpec("comfy.http_error", "the ComfyUI server answered with an HTTP error",
@@ -133,7 +134,7 @@ _SPECS = [
     ErrorSpec("workflow.invalid", "the workflow is not a usable API-format graph",
               "export it from ComfyUI with the menu Workflow > Export (API)", ExitCode.USAGE),
     ErrorSpec("workflow.ui_format", "the workflow is in ComfyUI's UI format, not the API format",
-              "in ComfyUI use the menu Workflow > Export (API) and pass that file", ExitCode.USAGE),
+              "in ComfyUI use the menu Workflow > Export (API) and pass that file to --workflow", ExitCode.USAGE),
     ErrorSpec("workflow.role_missing", "the workflow has no node with a title fluxops needs",
               "title the node in ComfyUI (right-click > Title) and export the API format again", ExitCode.USAGE),
     ErrorSpec("workflow.invalid_value", "a parameter is outside what the node accepts",

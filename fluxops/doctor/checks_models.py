@@ -95,13 +95,15 @@ def _detail(f: ModelFile) -> str:
 
 
 def check_models(ctx: DoctorContext) -> CheckResult:
-    manifest = ctx.manifest
-    if isinstance(manifest, FluxopsError):
-        return fail("models", f"the manifest cannot be used: {manifest.message}", manifest.hint or "check --manifest")
+    try:
+        _ = ctx.manifest  # raises its load error when it cannot be used
+    except FluxopsError as exc:
+        return fail("models", f"the manifest cannot be used: {exc.message}", exc.hint or "check --manifest")
     if ctx.settings.models_dir is None:
         return skip("models", "no models folder configured", "pass --models-dir DIR or --comfyui-dir DIR")
     ctx.settings.require_models_dir()  # raises (and the check fails) when it is not a directory
-    scan: ModelScan = ctx.models
+    scan = ctx.models
+    assert scan is not None  # the manifest loaded and the models dir is a directory
     files = scan.files
     details = [_detail(f) for f in files]
     if scan.error:

@@ -186,15 +186,19 @@ def workflow_budget(
     `fluxops comfy start` takes its memory flags from. VRAM held by `workload_pid` (the ComfyUI fluxops
     started) counts as free: it is the workload itself."""
     ours = sum(p.used_bytes or 0 for p in device.processes if workload_pid is not None and p.pid == workload_pid)
-    display = bool(device.display_active) or any(p.kind == "graphics" for p in device.processes)
     return compute_budget(
         model_weights(manifest, found),
         device.memory_free + ours,
         device.memory_total,
         width,
         height,
-        drives_display=display,
+        drives_display=drives_a_display(device),
     )
+
+
+def drives_a_display(device: GpuDevice) -> bool:
+    """The GPU shows a desktop: it keeps some VRAM for it, and graphics programs use it."""
+    return bool(device.display_active) or any(p.kind == "graphics" for p in device.processes)
 
 
 def launch_memory_flags(budget: Budget) -> list[str]:

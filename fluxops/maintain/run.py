@@ -185,7 +185,8 @@ def step_gpu_health() -> CheckResult:
 def step_health_check(settings: Settings, note: Callable[[str], None]) -> CheckResult:
     """`generate --check` through the real stack; starts ComfyUI if needed and stops only what it started.
     Its time per image, when it has one, is in the facts (`seconds_per_image`)."""
-    from fluxops.generate.jobs import GenerateRequest, execute, plan
+    from fluxops.generate.plan import GenerateRequest, plan
+    from fluxops.generate.run import execute
     from fluxops.generate.workflow import Overrides
 
     out_dir = settings.maintain_dir / "healthcheck"

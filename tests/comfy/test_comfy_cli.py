@@ -7,15 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
 
-from tests.conftest import REPO
 from tests.fakes.http_stub import StubServer
+from tests.helpers import REPO, spawn_fluxops, wait_until
 
 
 def _doc(result: subprocess.CompletedProcess) -> dict:
@@ -137,17 +136,8 @@ def test_port_held_by_another_comfyui_is_left_alone(comfy, start_fake) -> None:
 
 def _start_in_background(tmp_path: Path, pid_dir: Path, *args: str, **fake_env: str) -> subprocess.Popen:
     """`fluxops comfy start ARGS` as a background process, returned once the fake ComfyUI it spawns runs."""
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "fluxops", "comfy", "start", *args],
-        cwd=tmp_path / "work",
-        env={**os.environ, "PYTHONPATH": str(REPO), **fake_env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not list(pid_dir.glob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    launcher = spawn_fluxops("comfy", "start", *args, env=fake_env, cwd=tmp_path / "work")
+    wait_until(lambda: list(pid_dir.glob("*.json")), what="the fake ComfyUI's pid record")
     return launcher
 
 

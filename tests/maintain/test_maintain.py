@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.comfy.conftest import free_port
-from tests.fakes.comfy_python import make_comfyui_python
-from tests.fakes.comfyui.install import make_comfyui_dir
 from tests.fakes.hub import FakeHub
-from tests.fakes.models import flip_byte, small_models, write_manifest
+from tests.fakes.models import flip_byte, small_models
 from tests.fakes.nvml_seam import nvml_env
+from tests.helpers import free_port, machine_before_setup
 
 MODELS = small_models()
 
@@ -43,14 +41,7 @@ def hub():
 @pytest.fixture
 def month(cli, hub: FakeHub, tmp_path: Path, isolated: dict[str, str]) -> Month:
     """A machine after `fluxops setup` from the fake Hub: ComfyUI (fake) installed, GPU (fake) healthy."""
-    source = tmp_path / "hub-files"
-    source.mkdir()
-    for model in MODELS:
-        (source / model.id).write_bytes(model.data)
-        hub.add(model.repo, model.repo_path, source / model.id)
-    manifest = write_manifest(tmp_path / "models.toml", MODELS)
-    comfyui = make_comfyui_dir(tmp_path / "ComfyUI", models={})
-    make_comfyui_python(comfyui, tmp_path / "comfy-python")
+    manifest, comfyui = machine_before_setup(tmp_path, hub, MODELS)
     env = {"FLUXOPS_COMFYUI_DIR": str(comfyui), "FLUXOPS_MANIFEST": str(manifest),
            "FLUXOPS_PORT": str(free_port()), "HF_ENDPOINT": hub.endpoint, **nvml_env("clean_3090")}
     setup = cli("setup", env=env)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.fakes.models import SYMLINK_KINDS, bad_symlink
-from tests.setup.conftest import Scaled, spawn, tree, wait_until
+from tests.setup.conftest import Scaled, kill_partway, tree
 
 pytestmark = pytest.mark.network
 
@@ -75,12 +75,7 @@ def test_dry_run_passes_over_a_broken_symlink_in_a_models_folder(cli, scaled: Sc
 
 def test_dry_run_shows_the_resume_point_of_a_partial(cli, scaled: Scaled) -> None:
     scaled.hub.faults.rate = 300_000
-    proc = spawn(scaled, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
-    try:
-        wait_until(lambda: scaled.hub.served.bytes >= 1_200_000)
-    finally:
-        proc.kill()
-        proc.communicate()
+    kill_partway(scaled, 1_200_000, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
     scaled.hub.faults.rate = None
     result = cli("setup", "--dry-run", "--json", env=scaled.env())
     plan = {f["id"]: f for f in json.loads(result.stdout)["data"]["files"]}
@@ -163,12 +158,7 @@ def test_doctors_bytes_to_download_counts_partials_and_placed_files(cli, scaled:
 
     assert remaining_bytes() == scaled.total
     scaled.hub.faults.rate = 300_000
-    proc = spawn(scaled, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
-    try:
-        wait_until(lambda: scaled.hub.served.bytes >= 1_000_000)
-    finally:
-        proc.kill()
-        proc.communicate()
+    kill_partway(scaled, 1_000_000, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
     partway = remaining_bytes()
     assert scaled.total - scaled.hub.served.bytes <= partway < scaled.total
     scaled.hub.faults.rate = None

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fluxops.comfy.client import ComfyClient  # noqa: E402
-from fluxops.generate.jobs import GenerateRequest, plan, run_context  # noqa: E402
+from fluxops.generate.plan import GenerateRequest, plan  # noqa: E402
+from fluxops.generate.run import run_context  # noqa: E402
 from fluxops.generate.runner import Runner  # noqa: E402
 from fluxops.settings import packaged_manifest  # noqa: E402
 from tests.fakes.comfyui.install import make_comfyui_dir  # noqa: E402

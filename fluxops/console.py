@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,8 +22,18 @@ from rich.text import Text
 from fluxops.errors import FluxopsError
 from fluxops.units import human_bytes
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
 SCHEMA = "fluxops/1"
 STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim", "info": "cyan"}
+MARKS = {"ok": "[✓]", "warn": "[!]", "fail": "[✗]", "skip": "[-]"}  # flutter doctor's marks, one per status
+
+
+def status_mark(status: str) -> tuple[str, str]:
+    """The mark and the colour of a check status (`ok`, `warn`, `fail`, `skip`): doctor's checks, maintain's
+    findings."""
+    return MARKS[status], STYLES[status]
 
 
 def envelope(command: str, ok: bool, data: Any = None, error: FluxopsError | None = None) -> dict[str, Any]:
@@ -102,7 +112,7 @@ class Output:
         self.err.print(Text(text, style="yellow"))
 
     # -- progress ------------------------------------------------------------------------------------
-    def _byte_bars(self, transient: bool) -> Any:
+    def _byte_bars(self, transient: bool) -> Progress:
         """A rich Progress for byte counts: description, bar, done/total, speed, time left."""
         from rich.progress import (
             BarColumn,
@@ -174,27 +184,28 @@ class Output:
 class TransferBars:
     """Thread-safe handle on several byte bars and their total (``progress`` None: does nothing)."""
 
-    def __init__(self, progress: Any):
-        self._progress = progress
+    def __init__(self, progress: Progress | None):
+        self._bars = (progress, progress.add_task("total", total=0)) if progress is not None else None
         self._lock = threading.Lock()
-        self._tasks: dict[str, Any] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._total_bytes = 0
-        self._total = progress.add_task("total", total=0) if progress is not None else None
 
     def add(self, key: str, description: str, total: int, completed: int = 0) -> None:
-        if self._progress is None:
+        if self._bars is None:
             return
+        progress, total_task = self._bars
         with self._lock:
-            self._tasks[key] = self._progress.add_task(escape(description), total=total, completed=completed)
+            self._tasks[key] = progress.add_task(escape(description), total=total, completed=completed)
             self._total_bytes += total
-            self._progress.update(self._total, total=self._total_bytes, advance=completed)
+            progress.update(total_task, total=self._total_bytes, advance=completed)
 
     def advance(self, key: str, n: int) -> None:
-        if self._progress is None or key not in self._tasks:
+        if self._bars is None or key not in self._tasks:
             return
+        progress, total_task = self._bars
         with self._lock:
-            self._progress.advance(self._tasks[key], n)
-            self._progress.advance(self._total, n)
+            progress.advance(self._tasks[key], n)
+            progress.advance(total_task, n)
 
 
-__all__ = ["STYLES", "Output", "Text", "TransferBars", "envelope", "escape", "human_bytes"]
+__all__ = ["MARKS", "STYLES", "Output", "Text", "TransferBars", "envelope", "escape", "human_bytes", "status_mark"]

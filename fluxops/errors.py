@@ -43,9 +43,8 @@ _SPECS = [
     ErrorSpec("verify.fix_blocked", "a misplaced file could not be moved into place",
               "move it by hand, or remove the file that is in the way"),
     # setup / downloads (each feature adds its codes in its own section below)
-    # (main dropped state.locked while nothing raised it; setup's models-dir lock raises it again)
-    ErrorSpec("state.locked", "another fluxops process holds the lock",
-              "wait for it to finish, or stop it"),
+    ErrorSpec("state.locked", "another fluxops process holds the lock (setup per models dir, maintain per "
+              "state dir)", "wait for it to finish, then run again"),
     ErrorSpec("hub.token_invalid", "the Hub refused the Hugging Face token",
               "create a read token at https://huggingface.co/settings/tokens and set HF_TOKEN (or --token)"),
     ErrorSpec("hub.gated", "the repo is gated: its licence must be accepted and a token given",
@@ -78,7 +77,8 @@ _SPECS = [
               "check the models disk (permissions, space), then run `fluxops setup` again"),
     # comfy (ComfyUI process lifecycle)
     ErrorSpec("comfy.unreachable", "no ComfyUI server answers at the address",
-              "start one with `fluxops comfy start`, or pass the right --host/--port"),
+              "start one with `fluxops comfy start` (generate starts it itself given --comfyui-dir), or pass the "
+              "right --host/--port"),
     ErrorSpec("comfy.timeout", "the ComfyUI server did not answer in time",
               "it may be busy; try again, or read `fluxops comfy logs`"),
     ErrorSpec("comfy.http_error", "the ComfyUI server answered with an HTTP error",
@@ -114,6 +114,8 @@ _SPECS = [
               "read the whole log: `fluxops comfy logs -n 200`"),
     ErrorSpec("comfy.not_ready", "ComfyUI did not become ready in time",
               "read `fluxops comfy logs`; a slow first start may need a longer --timeout"),
+    ErrorSpec("comfy.unresponsive", "the ComfyUI fluxops started runs but does not answer",
+              "read `fluxops comfy logs`; if it stays like this, stop it with `fluxops comfy stop` and start again"),
     ErrorSpec("comfy.not_ours", "the server on the port was not started by fluxops",
               "stop it the way it was started; fluxops only stops the ComfyUI it started"),
     ErrorSpec("comfy.stop_failed", "the ComfyUI process could not be stopped",
@@ -157,7 +159,7 @@ _SPECS = [
     ErrorSpec("workflow.invalid", "the workflow is not a usable API-format graph",
               "export it from ComfyUI with the menu Workflow > Export (API)", ExitCode.USAGE),
     ErrorSpec("workflow.ui_format", "the workflow is in ComfyUI's UI format, not the API format",
-              "in ComfyUI use the menu Workflow > Export (API) and pass that file", ExitCode.USAGE),
+              "in ComfyUI use the menu Workflow > Export (API) and pass that file to --workflow", ExitCode.USAGE),
     ErrorSpec("workflow.role_missing", "the workflow has no node with a title fluxops needs",
               "title the node in ComfyUI (right-click > Title) and export the API format again", ExitCode.USAGE),
     ErrorSpec("workflow.invalid_value", "a parameter is outside what the node accepts",

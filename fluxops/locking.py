@@ -29,7 +29,7 @@ def _holder(owner: Path) -> str:
 
 @contextlib.contextmanager
 def exclusive(lock_path: Path, what: str, *, wait: bool, on_wait: Callable[[str], None],
-              busy: str | None = None, hint: str | None = None) -> Iterator[None]:
+              busy: str | None = None) -> Iterator[None]:
     """Hold ``lock_path`` while the block runs. Held elsewhere: wait (saying who holds it) or fail at once."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(lock_path))
@@ -39,8 +39,7 @@ def exclusive(lock_path: Path, what: str, *, wait: bool, on_wait: Callable[[str]
     except Timeout:
         holder = _holder(owner)
         if not wait:
-            raise FluxopsError("state.locked", f"{busy or lock_path.parent} is in use by {holder}",
-                               hint=hint or "wait for it to finish") from None
+            raise FluxopsError("state.locked", f"{busy or lock_path.parent} is in use by {holder}") from None
         on_wait(f"waiting for {holder} to finish with {busy or lock_path.parent} (Ctrl-C to give up)")
         lock.acquire()
     try:
@@ -56,4 +55,4 @@ def exclusive(lock_path: Path, what: str, *, wait: bool, on_wait: Callable[[str]
 def models_lock(models_dir: Path, *, wait: bool,
                 on_wait: Callable[[str], None]) -> contextlib.AbstractContextManager[None]:
     return exclusive(models_dir / PARTIAL_DIR / LOCK_NAME, "fluxops setup", wait=wait, on_wait=on_wait,
-                     busy=str(models_dir), hint="wait for it to finish, or run again without --no-wait to wait")
+                     busy=str(models_dir))

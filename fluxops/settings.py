@@ -88,13 +88,21 @@ def _str(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Spec:
-    """One setting: its environment variable, how to parse it, and its default (may depend on others)."""
+    """One setting: its environment variable, how to parse it, and its default (may depend on others).
+
+    A setting's name is its config-file key, its flag (`--name`) and its row in `fluxops config`; `attribute`
+    names the Settings field when the user-facing name would mislead in code.
+    """
 
     env: str | None
     parse: Callable[[Any], Any]
     default: Callable[[dict[str, Any]], Any]
     help: str
     is_path: bool = False
+    attribute: str | None = None
+
+    def field_name(self, name: str) -> str:
+        return self.attribute or name
 
 
 # Order matters: a default may use settings resolved before it.
@@ -112,7 +120,9 @@ SPECS: dict[str, Spec] = {
     "host": Spec("FLUXOPS_HOST", _str, lambda s: "127.0.0.1", "the ComfyUI server's address"),
     "port": Spec("FLUXOPS_PORT", _port, lambda s: 8188, "the ComfyUI server's port"),
     "hf_endpoint": Spec("HF_ENDPOINT", _str, lambda s: "https://huggingface.co", "the Hugging Face Hub"),
-    "jobs": Spec("FLUXOPS_JOBS", _positive, lambda s: 3, "files downloaded or hashed at once"),
+    # `jobs` to the user (as in make -j); in code `parallel_files`, apart from generate's jobs (prompts)
+    "jobs": Spec("FLUXOPS_JOBS", _positive, lambda s: 3, "files downloaded or hashed at once",
+                 attribute="parallel_files"),
     "connections": Spec("FLUXOPS_CONNECTIONS", _positive, lambda s: 8, "HTTP connections per download"),
     "segment_size": Spec("FLUXOPS_SEGMENT_SIZE", _positive, lambda s: 32 * 1024 * 1024,
                          "bytes per download segment (one ranged request each)"),
@@ -131,7 +141,7 @@ class Settings:
     host: str
     port: int
     hf_endpoint: str
-    jobs: int
+    parallel_files: int  # the `jobs` setting: files downloaded or hashed at once
     connections: int
     segment_size: int = 32 * 1024 * 1024
     hf_offline: bool = False
@@ -191,8 +201,8 @@ class Settings:
     def shown(self) -> list[tuple[str, str, str]]:
         """(name, value, source) for every setting, for `fluxops config`."""
         rows = []
-        for name in SPECS:
-            value = getattr(self, name)
+        for name, spec in SPECS.items():
+            value = getattr(self, spec.field_name(name))
             rows.append((name, "" if value is None else str(value), self.sources.get(name, "default")))
         rows.append(("config_file", str(self.config_file or ""), self.sources.get("config_file", "default")))
         return rows
@@ -261,4 +271,5 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
             value = base / value
         resolved[name] = value
         sources[name] = where
-    return Settings(**resolved, config_file=config_file, sources=sources)
+    fields = {SPECS[name].field_name(name): value for name, value in resolved.items()}
+    return Settings(**fields, config_file=config_file, sources=sources)

@@ -1,22 +1,20 @@
-"""Shared fixtures: an isolated environment per test and a way to run the real `fluxops` CLI."""
+"""Shared fixtures: an isolated environment per test and a way to run the real `fluxops` CLI (the helpers
+they use are in tests/helpers.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
+from tests.helpers import DATA, REPO, kill_leftovers, run_fluxops  # noqa: F401 (DATA, REPO: imported from here)
 
 _SCRUB_PREFIXES = ("FLUXOPS_", "HF_", "HUGGING")
+_SCRUB = {"HUGGINGFACE_TOKEN", "CUDA_VISIBLE_DEVICES", "PYTORCH_CUDA_ALLOC_CONF"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,7 +23,6 @@ def pytest_configure(config: pytest.Config) -> None:
     subprocesses. With a handler installed here, every child starts with SIGINT's default instead."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-_SCRUB = {"HUGGINGFACE_TOKEN", "CUDA_VISIBLE_DEVICES", "PYTORCH_CUDA_ALLOC_CONF"}
 
 
 @pytest.fixture
@@ -63,35 +60,9 @@ def cli(isolated: dict[str, str], tmp_path: Path) -> CliRunner:
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
             input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-        full_env.update(env or {})
-        return subprocess.run([sys.executable, "-m", "fluxops", *args], capture_output=True, text=True,
-                              env=full_env, timeout=timeout, input=input, cwd=cwd or tmp_path / "work")
+        return run_fluxops(*args, env=env, timeout=timeout, input=input, cwd=cwd or tmp_path / "work")
 
     return run
-
-
-def _alive(record: dict) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(record["pid"])
-        if abs(proc.create_time() - record["create_time"]) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except psutil.Error:
-        return None
-
-
-def kill_leftovers(pid_dir: Path) -> list[str]:
-    """Kill every fake ComfyUI recorded in `pid_dir` that still runs; describe each one killed."""
-    leftovers = []
-    for record_file in sorted(pid_dir.glob("*.json")) if pid_dir.is_dir() else []:
-        record = json.loads(record_file.read_text(encoding="utf-8"))
-        proc = _alive(record)
-        if proc is not None:
-            leftovers.append(f"pid {record['pid']}: {' '.join(record['argv'])}")
-            proc.kill()  # (no wait: an orphan nobody reaps stays a zombie, which psutil would wait on)
-    return leftovers
 
 
 @pytest.fixture(autouse=True)

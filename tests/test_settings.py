@@ -15,7 +15,7 @@ def test_defaults(isolated, tmp_path: Path) -> None:
     s = load_settings({}, env={})
     assert s.models_dir is None and s.comfyui_dir is None
     assert s.manifest == packaged_manifest()
-    assert (s.host, s.port, s.jobs) == ("127.0.0.1", 8188, 3)
+    assert (s.host, s.port, s.parallel_files) == ("127.0.0.1", 8188, 3)
     assert s.sources["port"] == "default"
     with pytest.raises(FluxopsError) as info:
         s.require_models_dir()
@@ -30,7 +30,7 @@ def test_precedence_flag_env_config_default(isolated, tmp_path: Path) -> None:
     s = load_settings({"host": "127.0.0.3"}, env=env, config=config)
     assert (s.host, s.sources["host"]) == ("127.0.0.3", "--host")
     assert (s.port, s.sources["port"]) == (9100, "FLUXOPS_PORT")
-    assert s.jobs == 5 and s.sources["jobs"].startswith("config file")
+    assert s.parallel_files == 5 and s.sources["jobs"].startswith("config file")
     assert s.comfyui_dir == config.parent / "comfy"  # relative to the config file
     assert s.models_dir == config.parent / "comfy" / "models"  # derived from comfyui_dir
     assert s.sources["config_file"] == "--config"
@@ -45,11 +45,11 @@ def test_config_file_from_env_and_user_dir(isolated, tmp_path: Path) -> None:
     user_conf = Path(isolated["XDG_CONFIG_HOME"]) / "fluxops" / "fluxops.toml"
     user_conf.parent.mkdir(parents=True)
     user_conf.write_text("jobs = 7\n", encoding="utf-8")
-    assert load_settings({}, env={}).jobs == 7
+    assert load_settings({}, env={}).parallel_files == 7
     other = tmp_path / "other.toml"
     other.write_text("jobs = 9\n", encoding="utf-8")
     s = load_settings({}, env={"FLUXOPS_CONFIG": str(other)})
-    assert s.jobs == 9 and s.sources["config_file"] == "FLUXOPS_CONFIG"
+    assert s.parallel_files == 9 and s.sources["config_file"] == "FLUXOPS_CONFIG"
 
 
 @pytest.mark.parametrize("content,expected", [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.models import FakeModel, flip_byte, place, small_models, write_manifest
+from tests.fakes.models import SYMLINK_KINDS, FakeModel, bad_symlink, flip_byte, place, small_models, write_manifest
 
 MODELS = small_models()
 
@@ -243,6 +243,67 @@ def test_verify_counts_do_not_depend_on_manifest_order(tmp_path: Path, isolated)
     reordered: list[FakeModel] = list(reversed(MODELS))
     manifest = load_manifest(write_manifest(tmp_path / "r.toml", reordered))
     place(models, reordered)
-    report = verify(manifest, models, VerifyCache(tmp_path / "c.json"), jobs=2)
+    report = verify(manifest, models, VerifyCache(tmp_path / "c.json"), parallel_files=2)
     assert [f.id for f in report.files] == [m.id for m in reordered]
     assert all(f.state is State.OK for f in report.files)
+
+
+
+@pytest.mark.parametrize("kind", SYMLINK_KINDS)
+def test_a_broken_symlink_in_a_models_folder_is_not_a_file(cli, setup_dirs, kind: str) -> None:
+    models, manifest = setup_dirs
+    place(models, MODELS, skip=("clip_l",))
+    bad_symlink(models / "checkpoints", kind, MODELS[1].filename)  # clip_l's name, elsewhere
+    bad_symlink(models / "text_encoders", kind, MODELS[1].filename)  # and at its destination
+    code, doc = run_verify(cli, models, manifest)  # (run_verify fails on a traceback)
+    assert code == 1
+    assert states(doc) == {"diffusion_model": "ok", "clip_l": "missing", "t5xxl": "ok", "vae": "ok", "lora": "ok"}
+
+
+def test_a_cache_that_cannot_be_saved_is_a_notice_not_a_failure(cli, setup_dirs, isolated) -> None:
+    models, manifest = setup_dirs
+    place(models, MODELS)
+    (Path(isolated["FLUXOPS_STATE_DIR"]) / "cache").parent.mkdir(parents=True, exist_ok=True)
+    (Path(isolated["FLUXOPS_STATE_DIR"]) / "cache").write_text("a file where the cache folder should be")
+    proc = cli("verify", "--models-dir", str(models), "--manifest", str(manifest), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["data"]["counts"] == {"ok": 5}
+    assert "verify.json could not be saved" in proc.stderr and "the next run hashes again" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_fix_moves_a_misplaced_file_across_file_systems(setup_dirs, isolated, monkeypatch) -> None:
+    """The misplaced copy sits on another device than its destination: os.link says EXDEV (simulated at that
+    seam, as tests/test_files.py does: a second file system needs root), so it is copied beside the
+    destination, linked into place, and the original removed."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    from fluxops.cli import app
+
+    models, manifest = setup_dirs
+    place(models, MODELS, skip=("vae",))
+    stray = models / "checkpoints" / "ae.safetensors"
+    stray.parent.mkdir()
+    stray.write_bytes(MODELS[3].data)
+    real_link, refused = os.link, []
+
+    def link(src, dst, *args, **kwargs):
+        if Path(src) == stray:
+            refused.append(Path(dst))
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    args = ["verify", "--models-dir", str(models), "--manifest", str(manifest), "--fix", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    vae = by_id(json.loads(result.stdout), "vae")
+    assert vae["state"] == "ok" and vae["fixed"] is True and vae["detail"] == f"moved from {stray}"
+    dest = models / "vae" / "ae.safetensors"
+    assert refused == [dest]  # the same-device link was tried first, and refused
+    assert dest.read_bytes() == MODELS[3].data and not stray.exists()
+    assert [p.name for p in dest.parent.iterdir()] == ["ae.safetensors"]  # no temporary copy left beside it
+    again = CliRunner().invoke(app, ["verify", "--models-dir", str(models), "--manifest", str(manifest), "--json"])
+    assert by_id(json.loads(again.stdout), "vae")["checked_by"] == "cache"  # the moved copy's verdict was kept

@@ -1,35 +1,51 @@
-"""`fluxops comfy start|stop|status|logs`: run ComfyUI in the background."""
+"""`fluxops comfy start|stop|status|logs`: run ComfyUI in the background.
+
+Every subcommand takes the options `comfy start` takes, so a command line can be turned into another by editing
+one word (`fluxops comfy stop --comfyui-dir X --port N`); one that does not apply to a subcommand is ignored.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, ModelsDirOpt
+from fluxops.cli.options import (
+    ComfyArgOpt,
+    ComfyDirOpt,
+    ComfyPythonOpt,
+    JsonOpt,
+    ListenOpt,
+    ManifestOpt,
+    ModelsDirOpt,
+    PortOpt,
+    StartTimeoutOpt,
+)
 from fluxops.console import Output, human_bytes
-from fluxops.errors import ExitCode
+from fluxops.errors import REGISTRY, ExitCode
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from fluxops.comfy.server import ServerStatus
+    from fluxops.settings import Settings
 
 comfy_app = typer.Typer(
     name="comfy", help="Run ComfyUI in the background: start, stop, status, logs.", no_args_is_help=True
 )
 app.add_typer(comfy_app, name="comfy")
+START_TIMEOUT = 120.0  # fluxops.comfy.server.DEFAULT_TIMEOUT (not imported here: `--help` stays fast)
 
-ComfyPythonOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--comfyui-python",
-        help="ComfyUI's Python (env FLUXOPS_COMFYUI_PYTHON; default: venv, .venv or "
-        "python_embeded next to ComfyUI).",
-        dir_okay=False,
-    ),
-]
-PortOpt = Annotated[
-    int | None,
-    typer.Option("--port", min=1, max=65535, help="ComfyUI's port (env FLUXOPS_PORT; default 8188)."),
-]
+
+def _settings(
+    ctx: typer.Context, comfyui_dir: Path | None, comfyui_python: Path | None, models_dir: Path | None,
+    manifest: Path | None, port: int | None,
+) -> Settings:
+    return build_settings(
+        ctx, comfyui_dir=comfyui_dir, comfyui_python=comfyui_python, models_dir=models_dir, manifest=manifest,
+        port=port,
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -42,6 +58,18 @@ def _duration(seconds: float | None) -> str:
     return " ".join([*parts, f"{secs}s"])
 
 
+def _warn_if_exposed(out: Output, listen: str | None, port: int) -> None:
+    from fluxops.comfy import command as cmdline
+
+    exposed = cmdline.exposed_addresses(cmdline.parse_listen(listen or cmdline.DEFAULT_LISTEN))
+    if exposed:
+        out.warn(
+            f"ComfyUI has no authentication: listening on {', '.join(exposed)} lets anyone who can reach "
+            f"this machine on port {port} run workflows, read outputs and upload files. "
+            "Use a firewall, an SSH tunnel or a reverse proxy with authentication."
+        )
+
+
 @comfy_app.command()
 def start(
     ctx: typer.Context,
@@ -49,24 +77,10 @@ def start(
     comfyui_python: ComfyPythonOpt = None,
     models_dir: ModelsDirOpt = None,
     manifest: ManifestOpt = None,
-    listen: Annotated[
-        str | None,
-        typer.Option(
-            "--listen",
-            help="Address(es) ComfyUI listens on (default 127.0.0.1; 0.0.0.0 = every interface, "
-            "with no authentication).",
-        ),
-    ] = None,
+    listen: ListenOpt = None,
     port: PortOpt = None,
-    comfy_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--comfy-arg", help="Pass an argument to ComfyUI (repeatable), e.g. --comfy-arg=--lowvram."
-        ),
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds to wait for readiness.")
-    ] = 120.0,
+    comfy_arg: ComfyArgOpt = None,
+    timeout: StartTimeoutOpt = START_TIMEOUT,
     json_out: JsonOpt = False,
 ) -> None:
     """Start ComfyUI detached, wait until it answers, and record it (reuses one started earlier)."""
@@ -77,37 +91,19 @@ def start(
         from fluxops.comfy import command as cmdline
         from fluxops.comfy import server
 
-        settings = build_settings(
-            ctx, comfyui_dir=comfyui_dir, comfyui_python=comfyui_python, models_dir=models_dir, manifest=manifest,
-            port=port,
-        )
+        settings = _settings(ctx, comfyui_dir, comfyui_python, models_dir, manifest, port)
         extra = cmdline.split_comfy_args(comfy_arg or [])
-        exposed = cmdline.exposed_addresses(cmdline.parse_listen(listen or cmdline.DEFAULT_LISTEN))
-        if exposed:
-            out.warn(
-                f"ComfyUI has no authentication: listening on {', '.join(exposed)} lets anyone who can reach "
-                f"this machine on port {settings.port} run workflows, read outputs and upload files. "
-                "Use a firewall, an SSH tunnel or a reverse proxy with authentication."
-            )
+        _warn_if_exposed(out, listen, settings.port)
         began = time.monotonic()
         try:
-            state = server.start(
-                settings, listen=listen, extra_args=extra, timeout=timeout, on_event=out.note
-            )
+            state = server.start(settings, listen=listen, extra_args=extra, timeout=timeout, on_event=out.note)
         except server.ComfyStartError as exc:
             out.note(f"last lines of {exc.log_path}:")
             for line in exc.log_tail:
                 out.note(f"  {line}")
             raise
         seconds = time.monotonic() - began
-        out.emit(
-            {
-                "server": state.to_dict(),
-                "url": state.url,
-                "reused": state.reused,
-                "seconds": round(seconds, 2),
-            }
-        )
+        out.emit({"server": state.to_dict(), "url": state.url, "reused": state.reused, "seconds": round(seconds, 2)})
         verb = "already running" if state.reused else f"ready in {seconds:.1f} s"
         out.line(f"ComfyUI {verb} at {state.url} (pid {state.pid})", style="green")
         out.line(f"log: {state.log_path}")
@@ -116,19 +112,28 @@ def start(
 @comfy_app.command()
 def stop(
     ctx: typer.Context,
-    grace: Annotated[
-        float, typer.Option("--grace", min=0, help="Seconds between SIGTERM and SIGKILL.")
-    ] = 10.0,
+    grace: Annotated[float, typer.Option("--grace", min=0, help="Seconds between SIGTERM and SIGKILL.")] = 10.0,
+    comfyui_dir: ComfyDirOpt = None,
+    comfyui_python: ComfyPythonOpt = None,
+    models_dir: ModelsDirOpt = None,
+    manifest: ManifestOpt = None,
+    listen: ListenOpt = None,
     port: PortOpt = None,
+    comfy_arg: ComfyArgOpt = None,
+    timeout: StartTimeoutOpt = START_TIMEOUT,
     json_out: JsonOpt = False,
 ) -> None:
-    """Stop the ComfyUI fluxops started (never a server fluxops did not start)."""
+    """Stop the ComfyUI fluxops started (never a server fluxops did not start).
+
+    Takes `comfy start`'s options too: --port and --listen say where to look for a server fluxops did not
+    start when it started none; the others are ignored.
+    """
     out = Output("comfy stop", json_mode=json_out)
     with guarded(out):
         from fluxops.comfy import server
 
-        settings = build_settings(ctx, port=port)
-        result = server.stop(settings, grace=grace)
+        settings = _settings(ctx, comfyui_dir, comfyui_python, models_dir, manifest, port)
+        result = server.stop(settings, grace=grace, listen=listen)
         out.emit(result.to_dict())
         pid = result.state.pid if result.state else None
         messages = {
@@ -143,23 +148,34 @@ def stop(
 @comfy_app.command()
 def status(
     ctx: typer.Context,
+    comfyui_dir: ComfyDirOpt = None,
+    comfyui_python: ComfyPythonOpt = None,
+    models_dir: ModelsDirOpt = None,
+    manifest: ManifestOpt = None,
+    listen: ListenOpt = None,
     port: PortOpt = None,
+    comfy_arg: ComfyArgOpt = None,
+    timeout: StartTimeoutOpt = START_TIMEOUT,
     json_out: JsonOpt = False,
 ) -> None:
-    """Whether the ComfyUI fluxops started runs: pid, uptime, version, devices and VRAM, queue."""
+    """Whether the ComfyUI fluxops started runs: pid, uptime, version, devices and VRAM, queue.
+
+    Takes `comfy start`'s options too: --port and --listen say where to look when fluxops started none; the
+    others are ignored.
+    """
     out = Output("comfy status", json_mode=json_out)
     with guarded(out):
         from fluxops.comfy import server
 
-        settings = build_settings(ctx, port=port)
-        report = server.status(settings)
+        settings = _settings(ctx, comfyui_dir, comfyui_python, models_dir, manifest, port)
+        report = server.status(settings, listen=listen)
         out.emit(report.to_dict(), ok=report.ok)
         _show_status(out, report)
         if not report.ok:
             raise typer.Exit(ExitCode.FAILURE)
 
 
-def _show_status(out: Output, report) -> None:  # report: server.ServerStatus
+def _show_status(out: Output, report: ServerStatus) -> None:
     data = report.to_dict()
     if report.ok:
         out.line(
@@ -180,7 +196,7 @@ def _show_status(out: Output, report) -> None:  # report: server.ServerStatus
             f"{data['url']}" + (" (another server answers there)" if report.foreign else ""),
             style="yellow",
         )
-        out.hint("`fluxops comfy logs`; if it stays like this: `fluxops comfy stop` and start again")
+        out.hint(REGISTRY["comfy.unresponsive"].hint or "")
     else:
         why = (
             f" (pid {data['pid']} exited; run `fluxops comfy stop` to clear its state)"
@@ -201,16 +217,27 @@ def logs(
         bool,
         typer.Option("-f", "--follow", help="Keep printing new lines while ComfyUI runs (Ctrl-C to stop)."),
     ] = False,
+    comfyui_dir: ComfyDirOpt = None,
+    comfyui_python: ComfyPythonOpt = None,
+    models_dir: ModelsDirOpt = None,
+    manifest: ManifestOpt = None,
+    listen: ListenOpt = None,
+    port: PortOpt = None,
+    comfy_arg: ComfyArgOpt = None,
+    timeout: StartTimeoutOpt = START_TIMEOUT,
     json_out: JsonOpt = False,
 ) -> None:
-    """Print ComfyUI's log (the server fluxops started)."""
+    """Print ComfyUI's log (the server fluxops started).
+
+    Takes `comfy start`'s options too (ignored: the log is that of the server fluxops started).
+    """
     if follow and json_out:
         raise typer.BadParameter("--follow prints lines as they come; it cannot be combined with --json")
     out = Output("comfy logs", json_mode=json_out)
     with guarded(out):
         from fluxops.comfy import logfile, server
 
-        settings = build_settings(ctx)
+        settings = _settings(ctx, comfyui_dir, comfyui_python, models_dir, manifest, port)
         path = server.current_log(settings)
         end = path.stat().st_size  # follow from exactly where the tail ends
         tail = logfile.tail(path, lines, end)

@@ -13,21 +13,20 @@ import typer
 
 from fluxops import __version__
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, ModelsDirOpt
-from fluxops.console import Output
+from fluxops.cli.options import ComfyDirOpt, ComfyPythonOpt, HostOpt, JsonOpt, ManifestOpt, ModelsDirOpt, PortOpt
+from fluxops.console import Output, status_mark
 from fluxops.errors import ExitCode, FluxopsError
 
 if TYPE_CHECKING:
     from fluxops.doctor import CheckResult, DoctorReport
 
-MARKS = {"ok": ("[✓]", "green"), "warn": ("[!]", "yellow"), "fail": ("[✗]", "red"), "skip": ("[-]", "dim")}
 Line = tuple[str, str]  # (text, style)
 REPORT_ENV_PREFIXES = ("FLUXOPS_", "HF_", "HUGGING", "CUDA_", "PYTORCH_", "NVIDIA_")
 
 
 def result_lines(result: CheckResult, verbose: bool, group_changed: bool) -> list[Line]:
     """The human view of one check; details show for problems, and for everything with -v."""
-    mark, style = MARKS[result.status.value]
+    mark, style = status_mark(result.status.value)
     lines: list[Line] = [("", ""), (result.group, "bold")] if group_changed else []
     lines.append((f"{mark} {result.summary}  ({result.id})", style))
     if verbose or result.status.value in ("warn", "fail"):
@@ -123,18 +122,11 @@ def doctor(
     online: Annotated[bool, typer.Option("--online", help="Check the token and gated access on the Hub.")] = False,
     list_checks: Annotated[bool, typer.Option("--list", help="List the check ids and exit.")] = False,
     comfyui_dir: ComfyDirOpt = None,
-    comfyui_python: Annotated[
-        Path | None,
-        typer.Option(
-            "--comfyui-python",
-            dir_okay=False,
-            help="ComfyUI's Python (default: venv/.venv/python_embeded beside it).",
-        ),
-    ] = None,
+    comfyui_python: ComfyPythonOpt = None,
     models_dir: ModelsDirOpt = None,
     manifest: ManifestOpt = None,
-    host: Annotated[str | None, typer.Option("--host", help="ComfyUI's address (env FLUXOPS_HOST).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="ComfyUI's port (env FLUXOPS_PORT).")] = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
     cuda_device: Annotated[
         int | None,
         typer.Option("--cuda-device", min=0, help="The GPU index ComfyUI will be started with (its --cuda-device)."),

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt
+from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, host_option, port_option
 from fluxops.console import Output
 from fluxops.errors import ExitCode, FluxopsError
 
 if TYPE_CHECKING:
-    from fluxops.generate.jobs import Outcome
+    from collections.abc import Callable
+
+    from fluxops.generate.run import Outcome
     from fluxops.generate.runner import Event, RunResult
+    from fluxops.generate.workflow import Overrides
+    from fluxops.settings import Settings
 
 _PANEL = "Workflow parameters"
 _SERVER = "Server"
@@ -56,10 +60,8 @@ def generate(
                                         "asserts the image size and that it is not blank.")] = False,
     url: Annotated[str | None, typer.Option(help="ComfyUI's address, e.g. http://gpu-box:8188 (instead of "
                                             "--host/--port).", rich_help_panel=_SERVER)] = None,
-    host: Annotated[str | None, typer.Option(help="ComfyUI's host (env FLUXOPS_HOST).",
-                                             rich_help_panel=_SERVER)] = None,
-    port: Annotated[int | None, typer.Option(help="ComfyUI's port (env FLUXOPS_PORT).",
-                                             rich_help_panel=_SERVER)] = None,
+    host: Annotated[str | None, host_option(_SERVER)] = None,
+    port: Annotated[int | None, port_option(_SERVER)] = None,
     stop_after: Annotated[bool, typer.Option("--stop-after", help="Stop the ComfyUI server afterwards if this "
                                              "command started it.", rich_help_panel=_SERVER)] = False,
     comfyui_dir: ComfyDirOpt = None,
@@ -79,21 +81,22 @@ def generate(
         _run(out, settings, overrides, preset, seed, count, workflow, check, url, stop_after)
 
 
-def _run(out: Output, settings: Any, overrides: Any, preset: str, seed: int | None, count: int,
+def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, seed: int | None, count: int,
          workflow: Path | None, check: bool, url: str | None, stop_after: bool) -> None:
-    from fluxops.generate import jobs
+    from fluxops.generate.plan import GenerateRequest, plan
+    from fluxops.generate.run import execute
 
-    request = (jobs.GenerateRequest.health_check(overrides, workflow) if check else
-               jobs.GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow))
-    plan = jobs.plan(request, settings.manifest)
-    params = plan.jobs[0].params
+    request = (GenerateRequest.health_check(overrides, workflow) if check else
+               GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow))
+    the_plan = plan(request, settings.manifest)
+    params = the_plan.jobs[0].params
     if params.width % 16 or params.height % 16:
         out.warn(f"{params.width}x{params.height}: Flux works on multiples of 16; ComfyUI pads other sizes")
-    seeds = plan.seeds
+    seeds = the_plan.seeds
     out.note(f"seed {seeds[0]}" + (f"..{seeds[-1]}" if len(seeds) > 1 else "")
              + f" (reproduce with --seed {seeds[0]})")
     with out.step_progress("connecting") as update:
-        outcome = jobs.execute(settings, plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
+        outcome = execute(settings, the_plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
                                on_note=out.note)
     out.emit(outcome.to_dict(), ok=outcome.ok)
     if outcome.check is not None:
@@ -102,23 +105,25 @@ def _run(out: Output, settings: Any, overrides: Any, preset: str, seed: int | No
     _print_summary(out, outcome.result)
 
 
-def _renderer(out: Output, update: Any) -> Any:
+def _renderer(out: Output, update: Callable[..., None]) -> Callable[[Event], None]:
+    from fluxops.generate.runner import EventKind
+
     def on_event(event: Event) -> None:
         label = f"image {event.job + 1}/{event.jobs}" if event.jobs > 1 else "image"
-        if event.kind == "step":
+        if event.kind is EventKind.STEP:
             update(description=f"{label}: {event.text} step {event.step}/{event.steps}", completed=event.step,
                    total=event.steps)
-        elif event.kind == "node":
+        elif event.kind is EventKind.NODE:
             update(description=f"{label}: {event.text}")
             out.event(f"{label}: {event.text}")
-        elif event.kind in ("started", "queued"):
-            update(description=f"{label}: {event.kind}")
-            out.event(f"{label}: {event.kind}")
-        elif event.kind == "saved":
+        elif event.kind in (EventKind.STARTED, EventKind.QUEUED):
+            update(description=f"{label}: {event.kind.value}")
+            out.event(f"{label}: {event.kind.value}")
+        elif event.kind is EventKind.SAVED:
             out.event(f"{label}: saved {event.path}")
-        elif event.kind == "fallback":
+        elif event.kind is EventKind.FALLBACK:
             out.warn(event.text)
-        elif event.kind == "cancelled":
+        elif event.kind is EventKind.CANCELLED:
             out.note(event.text)
     return on_event
 

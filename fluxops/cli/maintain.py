@@ -8,13 +8,11 @@ import typer
 
 from fluxops.cli.app import app, build_settings, guarded
 from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, ModelsDirOpt
-from fluxops.console import Output
+from fluxops.console import Output, status_mark
 
 maintain_app = typer.Typer(help="The monthly maintenance job, its history and its schedule.",
                            invoke_without_command=True, no_args_is_help=False)
 app.add_typer(maintain_app, name="maintain")
-
-_MARK = {"ok": ("[✓]", "green"), "warn": ("[!]", "yellow"), "fail": ("[✗]", "red"), "skip": ("[-]", "dim")}
 
 
 @maintain_app.callback()
@@ -46,7 +44,7 @@ def maintain(
         progress = out.note if not quiet else (lambda _t: None)
 
         def show(finding: CheckResult) -> None:
-            mark, _style = _MARK[finding.status.value]
+            mark, _style = status_mark(finding.status.value)
             progress(f"{mark} {finding.id}: {finding.summary}")
 
         report = run_maintain(settings, MaintainOptions(online=online, health_check=health_check),
@@ -94,13 +92,12 @@ def schedule(
     json_out: JsonOpt = False,
 ) -> None:
     """Show, install or remove the monthly `fluxops maintain` job (crontab, systemd user timer, or schtasks)."""
+    if sum((print_, install, uninstall)) > 1:
+        raise typer.BadParameter("choose one of --print, --install, --uninstall")
     out = Output("maintain schedule", json_mode=json_out)
     with guarded(out):
-        from fluxops.errors import FluxopsError
         from fluxops.maintain.schedule import manage
 
-        if sum((print_, install, uninstall)) > 1:
-            raise FluxopsError("config.invalid", "choose one of --print, --install, --uninstall")
         action = "install" if install else "uninstall" if uninstall else "print"
         settings = build_settings(ctx)
         extra = ["--config", str(settings.config_file)] if settings.config_file else []

@@ -15,12 +15,12 @@ from fluxops.console import Output, Text, TransferBars, human_bytes
 from fluxops.errors import ExitCode
 
 if TYPE_CHECKING:
-    from fluxops.setup.run import FileOutcome, SetupReport
+    from fluxops.setup.run import FileOutcome, SetupEvents, SetupReport
 
 _ACTION_STYLE = {"present": "green", "placed": "green", "download": "cyan", "corrupt": "red", "failed": "red"}
 
 
-def _events(out: Output, bars: TransferBars):  # type: ignore[no-untyped-def]
+def _events(out: Output, bars: TransferBars) -> SetupEvents:
     from fluxops.setup.run import SetupEvents
 
     class CliEvents(SetupEvents):

@@ -12,7 +12,7 @@ from fluxops.console import Output, Text, human_bytes
 from fluxops.errors import ExitCode
 
 _STATE_STYLE = {"ok": "green", "missing": "red", "misplaced": "yellow", "wrong_size": "red",
-                "malformed": "red", "hash_mismatch": "red"}
+                "malformed": "red", "hash_mismatch": "red", "unverified": "yellow"}
 
 
 @app.command()
@@ -42,7 +42,8 @@ def verify(
         cache = VerifyCache(settings.verify_cache_path)
         with out.byte_progress("hashing") as (set_total, advance):
             report = run_verify(spec, root, cache, extra_yamls=extra_yamls_for(settings.comfyui_dir),
-                                full=full, fix=fix, jobs=settings.jobs, on_total=set_total, on_progress=advance)
+                                full=full, fix=fix, parallel_files=settings.parallel_files, on_total=set_total,
+                                on_progress=advance, on_note=out.note)
         out.emit(report.to_dict(), ok=report.ok)
         if not out.json_mode:
             rows: list[list[str | Text]] = []

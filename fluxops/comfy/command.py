@@ -53,9 +53,10 @@ def exposed_addresses(addresses: Sequence[str]) -> list[str]:
     return [address for address in addresses if not is_loopback(address)]
 
 
-def probe_host(addresses: Sequence[str]) -> str:
-    """Where fluxops itself connects: loopback for a wildcard address, else the first address."""
-    first = addresses[0]
+def connect_host(listen: str) -> str:
+    """The one rule for where fluxops connects to a ComfyUI that listens on `listen` (a --listen value or the
+    host setting): the first address, or loopback of the same family for a wildcard (0.0.0.0, ::)."""
+    first = next((part.strip() for part in listen.split(",") if part.strip()), listen.strip())
     try:
         ip = ipaddress.ip_address(first)
     except ValueError:

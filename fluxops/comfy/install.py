@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 # Where ComfyUI's interpreter usually lives, relative to the ComfyUI folder: a venv inside it, a venv
@@ -14,25 +13,19 @@ _CANDIDATES_WINDOWS = ("venv/Scripts/python.exe", ".venv/Scripts/python.exe", ".
                        "../venv/Scripts/python.exe", "../.venv/Scripts/python.exe")
 
 
-@dataclass(frozen=True)
-class ComfyInstall:
-    root: Path
-    main_py: Path
-    python: Path | None
-    python_source: str  # "--comfyui-python", "venv", ".venv", "python_embeded", or "none"
-    version: str | None  # from comfyui_version.py
-
-
-def candidate_pythons(comfyui_dir: Path) -> list[Path]:
+def _candidate_pythons(comfyui_dir: Path) -> list[Path]:
     names = _CANDIDATES_WINDOWS if os.name == "nt" else _CANDIDATES_POSIX
     return [(comfyui_dir / rel) for rel in names]
 
 
-def find_python(comfyui_dir: Path, override: Path | None = None) -> tuple[Path | None, str]:
-    """ComfyUI's interpreter: the override, else the first venv/.venv/python_embeded that exists."""
+def find_python(comfyui_dir: Path | None, override: Path | None = None) -> tuple[Path | None, str]:
+    """ComfyUI's interpreter and where it came from: the override (`--comfyui-python`), else the first
+    venv/.venv/python_embeded beside the ComfyUI folder that exists (`None, "none"` when there is none)."""
     if override is not None:
         return override, "--comfyui-python"
-    for candidate in candidate_pythons(comfyui_dir):
+    if comfyui_dir is None:
+        return None, "none"
+    for candidate in _candidate_pythons(comfyui_dir):
         if candidate.is_file():
             label = next(part for part in ("python_embeded", ".venv", "venv") if part in candidate.parts)
             return candidate, label
@@ -47,10 +40,3 @@ def read_version(comfyui_dir: Path) -> str | None:
         return None
     match = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", text)
     return match.group(1) if match else None
-
-
-def inspect_install(comfyui_dir: Path, python_override: Path | None = None) -> ComfyInstall:
-    python, source = find_python(comfyui_dir, python_override)
-    return ComfyInstall(root=comfyui_dir, main_py=comfyui_dir / "main.py", python=python,
-                        python_source=source, version=read_version(comfyui_dir))
-

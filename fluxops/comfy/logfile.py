@@ -4,7 +4,7 @@
 A detached ComfyUI writes straight into the file (opened in append mode), so nothing between it and its log
 can die and break its output. Each start rotates the previous run's log away; while it runs, a log grown past
 MAX_BYTES is rotated by copy-and-truncate (as logrotate's copytruncate does: append-mode writes continue at
-the new end) whenever fluxops looks at the server.
+the new end) when `fluxops comfy start` finds it running (`comfy status` only reads).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from fluxops.doctor import checks_comfy, checks_gpu, checks_hub, checks_system
+from fluxops.doctor import checks_comfy, checks_gpu, checks_hub, checks_models, checks_system
 from fluxops.doctor.context import DoctorContext, DoctorOptions
-from fluxops.doctor.result import CheckResult, DoctorReport, Status
+from fluxops.doctor.result import CheckResult, DoctorReport, Status, isolated
 from fluxops.errors import FluxopsError
 from fluxops.settings import Settings
 
@@ -35,7 +35,7 @@ CHECKS: tuple[Check, ...] = (
     Check("gpu.vram_budget", "NVIDIA GPU and CUDA", "VRAM the workflow needs", checks_gpu.check_vram_budget),
     Check("cuda.env", "NVIDIA GPU and CUDA", "CUDA environment variables", checks_gpu.check_cuda_env),
     Check("torch.cuda", "NVIDIA GPU and CUDA", "ComfyUI's torch and CUDA", checks_gpu.check_torch),
-    Check("models", "Models", "The five model files", checks_system.check_models),
+    Check("models", "Models", "The five model files", checks_models.check_models),
     Check("comfyui.install", "ComfyUI", "ComfyUI install", checks_comfy.check_install),
     Check("comfyui.port", "ComfyUI", "ComfyUI's port", checks_comfy.check_port),
     Check("comfyui.nodes", "ComfyUI", "Node classes of the running server", checks_comfy.check_nodes),
@@ -59,18 +59,7 @@ def select_checks(names: Iterable[str]) -> tuple[Check, ...]:
 
 
 def _run_one(check: Check, ctx: DoctorContext) -> CheckResult:
-    try:
-        result = check.run(ctx)
-    except FluxopsError as exc:
-        result = CheckResult(check.id, Status.FAIL, exc.message, fix=exc.hint)
-    except Exception as exc:
-        result = CheckResult(
-            check.id,
-            Status.FAIL,
-            f"the check itself failed: {exc.__class__.__name__}: {exc}",
-            fix="report this with `fluxops doctor --report doctor.txt` attached",
-        )
-    return replace(result, group=check.group)
+    return replace(isolated(check.id, lambda: check.run(ctx)), group=check.group)
 
 
 def run_doctor(
@@ -93,18 +82,6 @@ def run_doctor(
     return DoctorReport(tuple(results), strict=strict, seconds=time.perf_counter() - started)
 
 
-def memory_flags(
-    settings: Settings, env: Mapping[str, str], width: int = 1024, height: int = 1024, cuda_device: int | None = None
-) -> list[str]:
-    """ComfyUI launch flags the VRAM budget calls for on the GPU ComfyUI will use ([] when it fits or there
-    is no GPU): what `fluxops comfy start` can pass as memory flags."""
-    from fluxops.machine.vram import launch_memory_flags
-
-    options = DoctorOptions(width=width, height=height, cuda_device=cuda_device)
-    budget = DoctorContext(settings, options, env).budget
-    return launch_memory_flags(budget) if budget is not None else []
-
-
 __all__ = [
     "CHECKS",
     "CHECK_IDS",
@@ -112,7 +89,6 @@ __all__ = [
     "DoctorOptions",
     "DoctorReport",
     "Status",
-    "memory_flags",
     "run_doctor",
     "select_checks",
 ]

@@ -6,6 +6,7 @@ from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.errors import FluxopsError
 
+OBJECT_INFO_TIMEOUT_S = 5.0
 # The node classes of the production workflow (the class_type of each node in
 # fluxops/data/workflows/production_photorealistic_turbo.json). Workflow templates shipped in
 # fluxops/data/workflows/ add theirs (see workflow_node_classes).
@@ -80,30 +81,28 @@ def check_install(ctx: DoctorContext) -> CheckResult:
 
 
 def check_port(ctx: DoctorContext) -> CheckResult:
-    probe = ctx.server
-    where = f"{probe.host}:{probe.port}"
-    holder = probe.holder
-    who = (
-        f"pid {holder.pid} ({holder.name or '?'})"
-        if holder and holder.pid
-        else "a process this user cannot see (another user's, or in a container)"
-    )
+    from fluxops.comfy.ownership import OwnerKind  # the HTTP client: only when the port is checked
+
+    owner = ctx.server
+    where = f"{owner.host}:{owner.port}"
+    listener = owner.listener
+    who = listener.label if listener else "a process this user cannot see (another user's, or in a container)"
     facts = {
-        "host": probe.host,
-        "port": probe.port,
-        "state": probe.state,
-        "holder": holder.__dict__ if holder else None,
-        "fluxops_record": probe.record.to_dict() if probe.record else None,
-        "stale_record": probe.stale_record,
+        "host": owner.host,
+        "port": owner.port,
+        "state": owner.kind.value,
+        "holder": listener.__dict__ if listener else None,
+        "fluxops_record": owner.record.to_dict() if owner.record else None,
+        "stale_record": owner.stale_record is not None,
     }
-    details = [f"held by {who}" + (f": {holder.cmdline}" if holder and holder.cmdline else "")] if holder else []
-    if probe.stale_record:
+    details = [f"held by {who}" + (f": {listener.cmdline}" if listener.cmdline else "")] if listener else []
+    if owner.stale_record is not None:
         details.append("a stale server record (its process is gone) will be replaced by `fluxops comfy start`")
-    if probe.state == "free":
+    if owner.kind is OwnerKind.FREE:
         return ok("comfyui.port", f"port {where} is free", details, **facts)
-    if probe.state == "ours":
-        record = probe.record
-        assert record is not None  # "ours" implies a live record
+    if owner.kind is OwnerKind.OURS:
+        record = owner.record
+        assert record is not None  # ours implies a live record
         return ok(
             "comfyui.port",
             f"port {where} is held by the ComfyUI fluxops started (pid {record.pid}, "
@@ -111,21 +110,20 @@ def check_port(ctx: DoctorContext) -> CheckResult:
             details,
             **facts,
         )
-    other_port = 8189 if probe.port != 8189 else 8190
-    if probe.state == "comfyui":
+    other_port = 8189 if owner.port != 8189 else 8190
+    stop_it = f"stop it (kill {listener.pid})" if listener else "stop it"
+    if owner.kind is OwnerKind.COMFYUI:
         return warn(
             "comfyui.port",
             f"a ComfyUI that fluxops did not start is listening on {where} ({who})",
-            f"stop it{f' (kill {holder.pid})' if holder and holder.pid else ''} and run `fluxops comfy "
-            f"start`, or use another port: --port {other_port}",
+            f"{stop_it} and run `fluxops comfy start`, or use another port: --port {other_port}",
             details,
             **facts,
         )
     return fail(
         "comfyui.port",
         f"port {where} is held by another program: {who}",
-        f"stop it{f' (kill {holder.pid})' if holder and holder.pid else ''}, or use another port: "
-        f"--port {other_port} (or FLUXOPS_PORT)",
+        f"{stop_it}, or use another port: --port {other_port} (or FLUXOPS_PORT)",
         details,
         **facts,
     )
@@ -155,28 +153,30 @@ def workflow_node_classes() -> set[str]:
 
 
 def check_nodes(ctx: DoctorContext) -> CheckResult:
-    probe = ctx.server
-    if not probe.answers:
+    owner = ctx.server
+    if not owner.answers:
         return skip(
             "comfyui.nodes",
             "no ComfyUI server answers: nothing to ask for its nodes",
             "start one with `fluxops comfy start`, then run `fluxops doctor comfyui.nodes`",
         )
-    from fluxops.doctor.comfy_server import object_info  # requests + the client: only when a server answers
+    from fluxops.comfy.client import ComfyClient  # requests: only when a server answers
 
-    info = object_info(probe.base_url)
-    if isinstance(info, FluxopsError):
+    try:
+        with ComfyClient(owner.base_url, timeout=OBJECT_INFO_TIMEOUT_S) as client:
+            info = client.object_info()
+    except FluxopsError as exc:
         return fail(
             "comfyui.nodes",
-            f"the ComfyUI at {probe.base_url} did not answer GET /object_info: {info.message}",
+            f"the ComfyUI at {owner.base_url} did not answer GET /object_info: {exc.message}",
             "look at its log (`fluxops comfy logs`) and restart it (`fluxops comfy stop`, `fluxops comfy start`)",
-            url=probe.base_url,
+            url=owner.base_url,
         )
     needed = workflow_node_classes()
     missing = sorted(needed - set(info))
-    version = (probe.system_stats or {}).get("system", {}).get("comfyui_version")
+    version = (owner.system_stats or {}).get("system", {}).get("comfyui_version")
     facts = {
-        "url": probe.base_url,
+        "url": owner.base_url,
         "comfyui_version": version,
         "node_classes": len(info),
         "required": sorted(needed),
@@ -185,13 +185,13 @@ def check_nodes(ctx: DoctorContext) -> CheckResult:
     if missing:
         return fail(
             "comfyui.nodes",
-            f"ComfyUI {version or ''} at {probe.base_url} lacks node class(es) the workflow uses: {', '.join(missing)}",
+            f"ComfyUI {version or ''} at {owner.base_url} lacks node class(es) the workflow uses: {', '.join(missing)}",
             "update ComfyUI (`git pull` in its folder, then restart it) or install the custom node that provides them",
             **facts,
         )
     return ok(
         "comfyui.nodes",
-        f"ComfyUI {version or ''} at {probe.base_url} has all {len(needed)} node classes "
+        f"ComfyUI {version or ''} at {owner.base_url} has all {len(needed)} node classes "
         f"the workflow uses ({len(info)} in all)",
         **facts,
     )

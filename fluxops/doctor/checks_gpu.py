@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.machine.cudaenv import ALLOC_CONF_VARS, env_findings
 from fluxops.machine.gpu import GpuDevice, GpuProcess
-from fluxops.machine.vram import compute_budget
+from fluxops.machine.torchprobe import TorchInfo
+from fluxops.machine.vram import Budget, compute_budget, drives_a_display
 from fluxops.units import gib
 
 # The desktop's own GPU clients: they hold a little VRAM on a GPU that drives a display and cannot be closed.
@@ -135,11 +138,6 @@ def check_devices(ctx: DoctorContext) -> CheckResult:
     return ok("gpu.devices", summary, details, **facts)
 
 
-def _ours(ctx: DoctorContext) -> int | None:
-    record = ctx.server.record
-    return record.pid if record else None
-
-
 def _process_line(p: GpuProcess, desktop: bool) -> str:
     used = gib(p.used_bytes) if p.used_bytes is not None else "?"
     return f"pid {p.pid:<7} {p.name or '?':<24} {used:>10} ({p.kind}{', desktop' if desktop else ''})"
@@ -149,7 +147,7 @@ def check_processes(ctx: DoctorContext) -> CheckResult:
     chosen = ctx.selection.chosen
     if chosen is None:
         return skip("gpu.processes", "no GPU for ComfyUI (see gpu.devices)")
-    ours = _ours(ctx)
+    ours = ctx.comfy_pid
     others = sorted((p for p in chosen.processes if p.pid != ours), key=lambda p: -(p.used_bytes or 0))
     closable = [p for p in others if (p.name or "") not in DESKTOP_PROCESSES]
     listed = [
@@ -186,11 +184,6 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
     if budget is None:
         return skip("gpu.vram_budget", "no manifest to budget (see models)")
     weights = budget.weights
-    ours = _ours(ctx)
-    others_bytes = sum(  # what closing the other programs (not the desktop) would free
-        p.used_bytes or 0 for p in chosen.processes if p.pid != ours and (p.name or "") not in DESKTOP_PROCESSES
-    )
-    display = bool(chosen.display_active) or any(p.kind == "graphics" for p in chosen.processes)
     stages = budget.stage_bytes
     details = [
         f"text encoders {gib(stages['text_encode'])} · diffusion model + LoRA + working memory "
@@ -205,14 +198,7 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
     if budget.verdict == "fits":
         keep = "all models stay loaded" if budget.all_resident else "ComfyUI swaps models between stages"
         return ok("gpu.vram_budget", f"the workflow fits at {size} ({keep})", details, **facts)
-    freed = compute_budget(
-        weights,
-        budget.free_bytes + others_bytes,
-        chosen.memory_total,
-        budget.width,
-        budget.height,
-        drives_display=display,
-    )
+    freed, others_bytes = _without_other_programs(ctx, chosen, budget)
     facts["verdict_without_other_programs"] = freed.verdict
     close = (
         (
@@ -240,6 +226,24 @@ def check_vram_budget(ctx: DoctorContext) -> CheckResult:
         details,
         **facts,
     )
+
+
+def _without_other_programs(ctx: DoctorContext, chosen: GpuDevice, budget: Budget) -> tuple[Budget, int]:
+    """The budget once the other programs on the GPU (not the desktop's) are closed, and what that frees."""
+    others_bytes = sum(
+        p.used_bytes or 0
+        for p in chosen.processes
+        if p.pid != ctx.comfy_pid and (p.name or "") not in DESKTOP_PROCESSES
+    )
+    freed = compute_budget(
+        budget.weights,
+        budget.free_bytes + others_bytes,
+        chosen.memory_total,
+        budget.width,
+        budget.height,
+        drives_display=drives_a_display(chosen),
+    )
+    return freed, others_bytes
 
 
 def check_cuda_env(ctx: DoctorContext) -> CheckResult:
@@ -298,10 +302,9 @@ def check_torch(ctx: DoctorContext) -> CheckResult:
         )
     info = ctx.torch
     facts = {"python_source": source, **info.to_dict()}
-    driver_cuda = ctx.gpu.cuda_driver_version
     pip = (
         f"{python} -m pip install --force-reinstall torch --index-url https://download.pytorch.org/whl/"
-        f"{_wheel_tag(driver_cuda)}"
+        f"{_wheel_tag(ctx.gpu.cuda_driver_version)}"
     )
     if info.status == "no_python":
         return fail("torch.cuda", f"ComfyUI's Python {python} does not exist", "pass --comfyui-python PATH", **facts)
@@ -319,6 +322,13 @@ def check_torch(ctx: DoctorContext) -> CheckResult:
         f"built for CUDA {info.cuda or 'none (CPU-only)'}" + (" [cached]" if info.cached else ""),
         *info.warnings,
     ]
+    return _torch_against_the_driver(ctx, info, pip, lines, facts)
+
+
+def _torch_against_the_driver(ctx: DoctorContext, info: TorchInfo, pip: str, lines: list[str],
+                              facts: dict[str, Any]) -> CheckResult:
+    """An importable torch: does its build suit the GPU and the driver?"""
+    driver_cuda = ctx.gpu.cuda_driver_version
     built = info.cuda_tuple
     if ctx.gpu.devices and built is None:
         return fail(

@@ -8,14 +8,19 @@ setup's seam (`fluxops.hub.client.Hub`), so doctor and setup agree on what a tok
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from fluxops.doctor.checks_models import TO_DOWNLOAD
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, Status, fail, ok, warn
 from fluxops.errors import FluxopsError
 from fluxops.hub.tokens import ResolvedToken, resolve_token
-from fluxops.models.manifest import Manifest
+from fluxops.models.manifest import Manifest, Source
+
+if TYPE_CHECKING:
+    from fluxops.hub.client import Hub
 
 TOKEN_PAGE = "https://huggingface.co/settings/tokens"
 
@@ -29,19 +34,28 @@ def _gated_only(manifest: Manifest, missing: set[str]) -> list[str]:
     return [s.dest for s in manifest.files if s.id in missing and all(src.gated for src in s.sources)]
 
 
-def _gated_access(ctx: DoctorContext, hub: object, manifest: Manifest | None) -> tuple[list[str], list[tuple]]:
-    details, blocked = [], []
+@dataclass(frozen=True)
+class _Refused:
+    """A gated source the token cannot read."""
+
+    source: Source
+    has_mirror: bool  # an ungated source serves the same file
+
+
+def _gated_access(hub: Hub, manifest: Manifest | None) -> tuple[list[str], list[_Refused]]:
+    details: list[str] = []
+    refused: list[_Refused] = []
     for spec in manifest.files if manifest else ():
         has_mirror = any(not src.gated for src in spec.sources)
         for source in (s for s in spec.sources if s.gated):
             try:
-                hub.auth_check(source)  # type: ignore[attr-defined]
+                hub.auth_check(source)
                 details.append(f"{source.repo}: accessible")
             except FluxopsError as exc:
                 mirror = f"; {spec.dest} comes from an ungated mirror" if has_mirror else ""
                 details.append(f"{source.repo}: {exc.message}{mirror}")
-                blocked.append((source, has_mirror, exc))
-    return details, blocked
+                refused.append(_Refused(source, has_mirror))
+    return details, refused
 
 
 def _online(ctx: DoctorContext, token: ResolvedToken, manifest: Manifest | None) -> CheckResult:
@@ -53,53 +67,34 @@ def _online(ctx: DoctorContext, token: ResolvedToken, manifest: Manifest | None)
         user = hub.whoami()
     except FluxopsError as exc:
         if exc.code == "hub.token_invalid":
-            return fail(
-                "token",
-                f"the token from {token.source} is not valid: {exc.message}",
-                f"create a new read token at {TOKEN_PAGE} and `export HF_TOKEN=...`",
-                **facts,
-            )
-        return warn(
-            "token",
-            f"could not check the token: {exc.message}",
-            "check the network (or run doctor without --online)",
-            **facts,
-        )
+            return fail("token", f"the token from {token.source} is not valid: {exc.message}",
+                        f"create a new read token at {TOKEN_PAGE} and `export HF_TOKEN=...`", **facts)
+        return warn("token", f"could not check the token: {exc.message}",
+                    "check the network (or run doctor without --online)", **facts)
     facts["user"] = user
-    details, blocked = _gated_access(ctx, hub, manifest)
+    details, refused = _gated_access(hub, manifest)
     facts["gated_access"] = details
     summary = f"token from {token.source} is valid (user {user})"
-    hard = [b for b in blocked if not b[1]]
-    if hard:
-        source = hard[0][0]
-        return fail(
-            "token",
-            summary + f", but it cannot read {source.repo}",
-            f"accept the licence at {source.page} with that account",
-            details,
-            **facts,
-        )
-    if blocked:
-        source = blocked[0][0]
-        return warn(
-            "token",
-            summary + f"; {source.repo} is gated for it (a mirror serves the file)",
-            f"accept the licence at {source.page} to use the original",
-            details,
-            **facts,
-        )
-    return ok("token", summary, details, **facts)
+    if not refused:
+        return ok("token", summary, details, **facts)
+    worst = next((r for r in refused if not r.has_mirror), refused[0])
+    page = worst.source.page
+    if not worst.has_mirror:
+        return fail("token", summary + f", but it cannot read {worst.source.repo}",
+                    f"accept the licence at {page} with that account", details, **facts)
+    return warn("token", summary + f"; {worst.source.repo} is gated for it (a mirror serves the file)",
+                f"accept the licence at {page} to use the original", details, **facts)
 
 
 def check_token(ctx: DoctorContext) -> CheckResult:
     token = find_token(ctx.env)
-    manifest = ctx.manifest if isinstance(ctx.manifest, Manifest) else None
+    manifest = ctx.manifest_or_none
     notes = list(token.warnings)
     if token.source == "HUGGINGFACE_TOKEN":
         notes.append("fluxops reads HUGGINGFACE_TOKEN, but huggingface_hub and the hf CLI do not")
     if not token.value:
         scan = ctx.models
-        missing = {f.id for f in scan.files if f.state in ("missing", "wrong_size")} if scan else set()
+        missing = {f.id for f in scan.files if f.state in TO_DOWNLOAD} if scan else set()
         needs = _gated_only(manifest, missing) if manifest else []
         if needs:
             return fail(
@@ -117,8 +112,7 @@ def check_token(ctx: DoctorContext) -> CheckResult:
         result = _online(ctx, token, manifest)
     else:
         result = ok("token", f"a token is set (from {token.source}); run with --online to check it", **facts)
-    if token.warnings and result.status is Status.OK:  # e.g. a .env others can read
-        warning = token.warnings[0]
-        fix = warning[warning.index("chmod") :] if "chmod" in warning else warning
-        return warn("token", f"{result.summary}; but {warning}", fix, [*result.details, *notes], **result.facts)
+    if token.exposed is not None and result.status is Status.OK:  # a .env others can read
+        return warn("token", f"{result.summary}; but {token.exposed}", token.exposed.fix,
+                    [*result.details, *notes], **result.facts)
     return replace(result, details=(*result.details, *notes))

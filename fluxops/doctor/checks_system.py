@@ -1,11 +1,9 @@
-"""Checks of the interpreter, RAM, disk space and the model files."""
+"""Checks of the interpreter, RAM and disk space (the model files: `checks_models`)."""
 
 from __future__ import annotations
 
 import platform
-import shutil
 import sys
-from pathlib import Path
 
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
@@ -33,20 +31,17 @@ def _weights_bytes(ctx: DoctorContext) -> tuple[int, int] | None:
     """(all model weights, the largest one), from headers where the files are present."""
     from fluxops.machine.vram import model_weights
 
-    manifest = ctx.manifest
-    if not hasattr(manifest, "files"):
+    manifest = ctx.manifest_or_none
+    if manifest is None:
         return None
-    scan = ctx.models
-    weights = model_weights(manifest, scan.found_paths() if scan is not None else {})  # type: ignore[arg-type]
+    weights = model_weights(manifest, ctx.found_paths)
     return sum(w.bytes for w in weights), max(w.bytes for w in weights)
 
 
 def check_ram(ctx: DoctorContext) -> CheckResult:
-    import psutil
-
-    mem, swap = psutil.virtual_memory(), psutil.swap_memory()
+    mem = ctx.memory
     sizes = _weights_bytes(ctx)
-    facts = {"total_bytes": mem.total, "available_bytes": mem.available, "swap_free_bytes": swap.free}
+    facts = {"total_bytes": mem.total, "available_bytes": mem.available, "swap_free_bytes": mem.swap_free}
     summary = f"{gib(mem.available)} of {gib(mem.total)} RAM available"
     if sizes is None:
         return ok("system.ram", summary + " (no manifest to compare with)", **facts)
@@ -56,11 +51,11 @@ def check_ram(ctx: DoctorContext) -> CheckResult:
     details = [
         f"loading every model needs about {gib(need)} (ComfyUI keeps models it moves off the GPU in RAM); "
         f"the largest alone {gib(minimum)}",
-        f"swap free: {gib(swap.free)}",
+        f"swap free: {gib(mem.swap_free)}",
     ]
     if mem.available >= need:
         return ok("system.ram", summary + f", {gib(need)} needed", details, **facts)
-    if mem.available + swap.free >= minimum:
+    if mem.available + mem.swap_free >= minimum:
         return warn(
             "system.ram",
             summary + f", {gib(need)} needed: ComfyUI will swap or reload models from disk",
@@ -77,16 +72,6 @@ def check_ram(ctx: DoctorContext) -> CheckResult:
     )
 
 
-def _free_at(path: Path) -> tuple[Path, int] | None:
-    """Free bytes on the file system that holds path (or its nearest existing parent)."""
-    for candidate in (path, *path.parents):
-        try:
-            return candidate, shutil.disk_usage(candidate).free
-        except OSError:
-            continue
-    return None
-
-
 def check_disk(ctx: DoctorContext) -> CheckResult:
     details: list[str] = []
     facts: dict[str, object] = {}
@@ -94,7 +79,7 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
     scan = ctx.models
     if scan is not None:
         needed = scan.bytes_to_download
-        where = _free_at(scan.models_dir)
+        where = ctx.free_at(scan.models_dir)
         free = where[1] if where else 0
         facts.update(models_dir=str(scan.models_dir), models_free_bytes=free, bytes_to_download=needed)
         details.append(
@@ -108,7 +93,7 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
                     f"free {gib(needed + DISK_MARGIN - free)} at {scan.models_dir}, or point --models-dir elsewhere",
                 )
             )
-    out = _free_at(ctx.settings.output_dir)
+    out = ctx.free_at(ctx.settings.output_dir)
     if out is not None:
         facts.update(output_dir=str(ctx.settings.output_dir), output_free_bytes=out[1])
         details.append(f"outputs: {gib(out[1])} free at {out[0]}")
@@ -126,58 +111,3 @@ def check_disk(ctx: DoctorContext) -> CheckResult:
         level, message, fix = next((p for p in problems if p[0] == "fail"), problems[0])
         return (fail if level == "fail" else warn)("system.disk", message, fix, details, **facts)
     return ok("system.disk", "enough free space for the models and the images", details, **facts)
-
-
-_STATE_WORDS = {
-    "ok": "verified",
-    "unverified": "present, not verified yet",
-    "missing": "missing",
-    "wrong_size": "wrong size",
-}
-
-
-def check_models(ctx: DoctorContext) -> CheckResult:
-    manifest = ctx.manifest
-    if not hasattr(manifest, "files"):
-        return fail(
-            "models",
-            f"the manifest cannot be used: {getattr(manifest, 'message', manifest)}",
-            getattr(manifest, "hint", None) or "check --manifest",
-        )
-    if ctx.settings.models_dir is None:
-        return skip("models", "no models folder configured", "pass --models-dir DIR or --comfyui-dir DIR")
-    ctx.settings.require_models_dir()  # raises (and the check fails) when it is not a directory
-    scan = ctx.models
-    files = scan.files
-    details = [
-        f"{f.dest}: {_STATE_WORDS[f.state]}"
-        + (f" ({f.actual_size} bytes, expected {f.expected_size})" if f.state == "wrong_size" else "")
-        for f in files
-    ]
-    if scan.error:
-        details.append(f"extra_model_paths.yaml ignored: {scan.error}")
-    facts = {
-        "models_dir": str(scan.models_dir),
-        "bytes_to_download": scan.bytes_to_download,
-        "files": [f.__dict__ for f in files],
-    }
-    counts = {s: sum(1 for f in files if f.state == s) for s in _STATE_WORDS}
-    if counts["missing"] or counts["wrong_size"]:
-        bad = [f.dest for f in files if f.state in ("missing", "wrong_size")]
-        fix = "fluxops setup" if not counts["wrong_size"] else "fluxops setup --repair"
-        return fail(
-            "models",
-            f"{len(bad)} of {len(files)} model files missing or wrong: {', '.join(bad)}",
-            fix,
-            details,
-            **facts,
-        )
-    if counts["unverified"]:
-        return warn(
-            "models",
-            f"all {len(files)} model files present, {counts['unverified']} not verified yet",
-            "fluxops verify",
-            details,
-            **facts,
-        )
-    return ok("models", f"all {len(files)} model files present and verified (cached verdicts)", details, **facts)

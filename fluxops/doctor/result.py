@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from fluxops.errors import FluxopsError
 
 
 class Status(str, Enum):
@@ -57,6 +60,22 @@ def fail(
 
 def skip(check_id: str, summary: str, fix: str | None = None, /, **facts: Any) -> CheckResult:
     return CheckResult(check_id, Status.SKIP, summary, (), fix, facts)
+
+
+def isolated(check_id: str, run: Callable[[], CheckResult]) -> CheckResult:
+    """Run one doctor check or maintain step so that whatever it raises becomes its own failed finding: one
+    broken check must not hide the others', nor stop a run before its report. Ctrl-C still stops the run."""
+    try:
+        return run()
+    except FluxopsError as exc:
+        return CheckResult(check_id, Status.FAIL, exc.message, fix=exc.hint, facts={"code": exc.code})
+    except Exception as exc:
+        return CheckResult(
+            check_id,
+            Status.FAIL,
+            f"the check itself failed: {exc.__class__.__name__}: {exc}",
+            fix="report this with `fluxops doctor --report doctor.txt` attached",
+        )
 
 
 @dataclass(frozen=True)

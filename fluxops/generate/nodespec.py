@@ -12,8 +12,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
+from fluxops.comfy import failures
 from fluxops.errors import FluxopsError
 
 MODEL_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl", ".gguf")
@@ -43,12 +45,21 @@ class NodeSpec:
     output_node: bool
 
 
+class ProblemKind(str, Enum):
+    MISSING_CLASS = "missing_class"  # the server has no such node class
+    MODEL_MISSING = "model_missing"  # a model file is not in the server's list
+    BAD_LINK = "bad_link"  # a link to a node or output that does not exist, or of the wrong type
+    INVALID_VALUE = "invalid_value"  # a value outside what the input accepts
+
+
 @dataclass(frozen=True)
 class Problem:
     node_id: str
     where: str  # "Sampler (KSampler #7)"
-    kind: str  # missing_class, model_missing, invalid_value, bad_link
+    kind: ProblemKind
     message: str
+    input: str | None = None  # the input at fault; None for the node as a whole
+
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -77,36 +88,32 @@ def parse_object_info(data: Mapping[str, Any]) -> dict[str, NodeSpec]:
     return {name: parse_node(name, info) for name, info in data.items() if isinstance(info, dict)}
 
 
-def _where(node_id: str, node: Mapping[str, Any]) -> str:
-    meta = node.get("_meta")
-    title = meta.get("title") if isinstance(meta, dict) else None
-    cls = node.get("class_type", "?")
-    return f"{title} ({cls} #{node_id})" if title and title != cls else f"{cls} #{node_id}"
-
-
 def check_graph(graph: Mapping[str, Any], specs: Mapping[str, NodeSpec]) -> list[Problem]:
     """Every problem ComfyUI would reject the graph for, each in one readable line."""
     problems: list[Problem] = []
     for node_id, node in graph.items():
-        where = _where(node_id, node)
+        where = failures.where(graph, node_id)
         spec = specs.get(node["class_type"])
         if spec is None:
-            problems.append(Problem(node_id, where, "missing_class",
+            problems.append(Problem(node_id, where, ProblemKind.MISSING_CLASS,
                                     f"this ComfyUI has no {node['class_type']} node: update ComfyUI "
                                     "(or install the custom node that provides it)"))
             continue
         for name, ispec in spec.inputs.items():
             problem = _check_input(graph, node, name, ispec, specs)
             if problem:
-                problems.append(Problem(node_id, where, problem[0], problem[1]))
+                problems.append(Problem(node_id, where, problem[0], problem[1], input=name))
     return problems
 
 
+Found = tuple[ProblemKind, str] | None  # what one input's check found: a kind and a message, or nothing
+
+
 def _check_input(graph: Mapping[str, Any], node: Mapping[str, Any], name: str, ispec: InputSpec,
-                 specs: Mapping[str, NodeSpec]) -> tuple[str, str] | None:
+                 specs: Mapping[str, NodeSpec]) -> Found:
     inputs = node["inputs"]
     if name not in inputs:
-        return ("invalid_value", f"required input {name!r} is missing") if ispec.required else None
+        return (ProblemKind.INVALID_VALUE, f"required input {name!r} is missing") if ispec.required else None
     value = inputs[name]
     if isinstance(value, list):
         return _check_link(graph, name, value, ispec, specs)
@@ -118,55 +125,59 @@ def _check_input(graph: Mapping[str, Any], node: Mapping[str, Any], name: str, i
 
 
 def _check_link(graph: Mapping[str, Any], name: str, value: list[Any], ispec: InputSpec,
-                specs: Mapping[str, NodeSpec]) -> tuple[str, str] | None:
+                specs: Mapping[str, NodeSpec]) -> Found:
     if len(value) != 2:
-        return "bad_link", f"{name}: a link must be [node_id, output_index], got {value!r}"
+        return ProblemKind.BAD_LINK, f"{name}: a link must be [node_id, output_index], got {value!r}"
     source, index = value
     if not isinstance(source, str) or source not in graph:
-        return "bad_link", f"{name}: links to node {source!r}, which is not in the graph (node ids are strings)"
+        return ProblemKind.BAD_LINK, (f"{name}: links to node {source!r}, which is not in the graph "
+                                      "(node ids are strings)")
     source_spec = specs.get(graph[source]["class_type"])
     if source_spec is None:
         return None  # reported on the source node itself
     if not isinstance(index, int) or not 0 <= index < len(source_spec.outputs):
-        return "bad_link", f"{name}: node {source} has no output {index!r}"
+        return ProblemKind.BAD_LINK, f"{name}: node {source} has no output {index!r}"
     got = source_spec.outputs[index]
     if ispec.type not in ("*", got) and got != "*" and ispec.type != "COMBO":
-        return "bad_link", f"{name}: expects {ispec.type} but node {source} gives {got}"
+        return ProblemKind.BAD_LINK, f"{name}: expects {ispec.type} but node {source} gives {got}"
     return None
 
 
-def _check_number(name: str, value: Any, ispec: InputSpec) -> tuple[str, str] | None:
+def _check_number(name: str, value: Any, ispec: InputSpec) -> Found:
     option = OPTION_FOR.get(name, name)
     try:
         number = int(value) if ispec.type == "INT" else float(value)
     except (TypeError, ValueError):
-        return "invalid_value", f"{option} {value!r} is not a{'n integer' if ispec.type == 'INT' else ' number'}"
+        what = "an integer" if ispec.type == "INT" else "a number"
+        return ProblemKind.INVALID_VALUE, f"{option} {value!r} is not {what}"
     low, high = ispec.config.get("min"), ispec.config.get("max")
     if low is not None and number < low:
-        return "invalid_value", f"{option} {value} is below the minimum of {low}"
+        return ProblemKind.INVALID_VALUE, f"{option} {value} is below the minimum of {low}"
     if high is not None and number > high:
-        return "invalid_value", f"{option} {value} is above the maximum of {high}"
+        return ProblemKind.INVALID_VALUE, f"{option} {value} is above the maximum of {high}"
     return None
 
 
-def _check_choice(name: str, value: Any, ispec: InputSpec) -> tuple[str, str] | None:
+def _check_choice(name: str, value: Any, ispec: InputSpec) -> Found:
     options = ispec.options or ()
     if value in options:
         return None
     folder = MODEL_FOLDERS.get(name)
     if folder and isinstance(value, str) and value.lower().endswith(MODEL_EXTENSIONS):
         have = ", ".join(str(o) for o in options if str(o).lower().endswith(MODEL_EXTENSIONS)) or "none"
-        return "model_missing", f"{value!r} is not in this ComfyUI's {folder} list (it has: {have})"
+        return ProblemKind.MODEL_MISSING, f"{value!r} is not in this ComfyUI's {folder} list (it has: {have})"
     label = {"sampler_name": "sampler", "scheduler": "scheduler"}.get(name, name)
     close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
     suggestion = f" (did you mean {close[0]!r}?)" if close else ""
     shown = ", ".join(str(o) for o in options)
-    return "invalid_value", f"unknown {label} {value!r}{suggestion}; valid: {shown}"
+    return ProblemKind.INVALID_VALUE, f"unknown {label} {value!r}{suggestion}; valid: {shown}"
 
 
 # which problem kind decides the error code (the first kind found in this order wins)
-_CODE_FOR_KIND = (("missing_class", "workflow.node_missing"), ("model_missing", "workflow.model_missing"),
-                  ("bad_link", "workflow.invalid"), ("invalid_value", "workflow.invalid_value"))
+_CODE_FOR_KIND = ((ProblemKind.MISSING_CLASS, "workflow.node_missing"),
+                  (ProblemKind.MODEL_MISSING, "workflow.model_missing"),
+                  (ProblemKind.BAD_LINK, "workflow.invalid"),
+                  (ProblemKind.INVALID_VALUE, "workflow.invalid_value"))
 
 
 def raise_for(problems: list[Problem]) -> None:
@@ -181,5 +192,4 @@ def raise_for(problems: list[Problem]) -> None:
     else:
         message = f"{len(problems)} problems, nothing was sent to ComfyUI:\n" + "\n".join(
             f"  - {p}" for p in problems)
-    hint = None if code != "workflow.invalid_value" else "fix the value named above and run again"
-    raise FluxopsError(code, message, hint=hint)
+    raise FluxopsError(code, message)

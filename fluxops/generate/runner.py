@@ -13,17 +13,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from fluxops.comfy import failures
-from fluxops.comfy.client import ComfyClient
+from fluxops.comfy.client import ComfyClient, decode_json
 from fluxops.comfy.ws import EventStream, StreamClosed
 from fluxops.errors import FluxopsError
 from fluxops.generate.imagefiles import output_stem, save_image
-from fluxops.generate.workflow import Params, Workflow
+from fluxops.generate.plan import Job
+from fluxops.generate.workflow import Workflow
 
 POLL_SECONDS = 0.2
 SILENCE_CHECK_SECONDS = 5.0
@@ -41,32 +43,21 @@ class RunContext:
     output_dir: Path
 
 
-@dataclass
-class Job:
-    index: int
-    params: Params
-    graph: dict[str, Any]
-    prompt_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    number: Any = None
-    queued_at: float | None = None  # epoch seconds
-    started_at: float | None = None
-    finished_at: float | None = None
-    step_times: list[float] = field(default_factory=list)  # monotonic, one per sampler step
-    outputs: dict[str, Any] = field(default_factory=dict)
-    saved: list[dict[str, Any]] = field(default_factory=list)
-    done: bool = False
-    missing_since: float | None = None  # monotonic; set while the prompt is neither queued nor finished
-
-    def seconds_per_step(self) -> float | None:
-        times = self.step_times
-        return round((times[-1] - times[0]) / (len(times) - 1), 4) if len(times) >= 2 else None
+class EventKind(str, Enum):
+    QUEUED = "queued"  # the server accepted the job's prompt
+    STARTED = "started"  # it began to run
+    NODE = "node"  # a node of it began (text: which)
+    STEP = "step"  # a sampler step ended (step, steps)
+    SAVED = "saved"  # an image of it was written (path)
+    FALLBACK = "fallback"  # the run follows by polling from now on (text: why)
+    CANCELLED = "cancelled"  # Ctrl-C or an error removed the run's unfinished prompts (text: what)
 
 
 @dataclass(frozen=True)
 class Event:
-    """Something the user may want to see: queued, started, node, step, saved, fallback or cancelled."""
+    """Something the user may want to see while the run goes on."""
 
-    kind: str
+    kind: EventKind
     job: int
     jobs: int
     text: str = ""
@@ -154,8 +145,8 @@ class Runner:
                 self.client.interrupt(prompt_id)
         except FluxopsError:
             return  # the server is gone: nothing of ours can run any more
-        self.on_event(Event("cancelled", 0, len(self.jobs), text=f"removed this run's {len(mine)} unfinished "
-                            "prompt(s) from ComfyUI's queue (the running one is interrupted)"))
+        self.on_event(Event(EventKind.CANCELLED, 0, len(self.jobs), text=f"removed this run's {len(mine)} "
+                            "unfinished prompt(s) from ComfyUI's queue (the running one is interrupted)"))
 
     # -- submitting ----------------------------------------------------------------------------------
     def _open_stream(self) -> None:
@@ -168,12 +159,12 @@ class Runner:
     def _submit(self, job: Job) -> None:
         job.queued_at = time.time()  # before the POST: a Ctrl-C during it must still delete this prompt
         response = self.client.post_prompt(job.graph, client_id=self.client_id, prompt_id=job.prompt_id)
+        body = decode_json(response, "POST /prompt")  # an answer that is not JSON is not ComfyUI's
         if response.status_code == 400:
             job.done = True
-            raise failures.rejected(_json(response), job.graph)
-        body = _json(response)
+            raise failures.rejected(body, job.graph)
         job.number = body.get("number") if isinstance(body, dict) else None
-        self._emit("queued", job)
+        self._emit(EventKind.QUEUED, job)
 
     # -- following -----------------------------------------------------------------------------------
     def _follow(self) -> None:
@@ -230,7 +221,7 @@ class Runner:
         for job in self._pending():
             if job.prompt_id in running and job.started_at is None:
                 job.started_at = time.time()
-                self._emit("started", job)
+                self._emit(EventKind.STARTED, job)
             if job.prompt_id not in queued:
                 entry = self.client.history(job.prompt_id).get(job.prompt_id)
                 if entry:
@@ -253,15 +244,15 @@ class Runner:
             return  # other clients' prompts, status broadcasts
         if kind == "execution_start":
             job.started_at = (data.get("timestamp") or time.time() * 1000) / 1000
-            self._emit("started", job)
+            self._emit(EventKind.STARTED, job)
         elif kind == "executing":
             if data.get("node") is None:
                 self._finish(job, self._history_entry(job))
             else:
-                self._emit("node", job, text=failures.where(job.graph, str(data["node"])))
+                self._emit(EventKind.NODE, job, text=failures.where(job.graph, str(data["node"])))
         elif kind == "progress" and str(data.get("node")) == self.sampler_id:
             job.step_times.append(time.monotonic())
-            self._emit("step", job, text=failures.where(job.graph, self.sampler_id),
+            self._emit(EventKind.STEP, job, text=failures.where(job.graph, self.sampler_id),
                        step=int(data.get("value", 0)), steps=int(data.get("max", 0)))
         elif kind == "executed" and isinstance(data.get("output"), dict):
             job.outputs[str(data.get("node"))] = data["output"]
@@ -305,7 +296,7 @@ class Runner:
         path, sidecar = save_image(self.ctx.output_dir, stem, data, self._sidecar(job, image, n))
         job.saved.append({"path": str(path), "sidecar": str(sidecar), "seed": job.params.seed,
                           "prompt_id": job.prompt_id, "batch_index": n, "bytes": len(data)})
-        self._emit("saved", job, path=path)
+        self._emit(EventKind.SAVED, job, path=path)
 
     def _sidecar(self, job: Job, image: dict[str, Any], n: int) -> dict[str, Any]:
         started, finished = job.started_at, job.finished_at
@@ -337,10 +328,12 @@ class Runner:
 
     def _fallback(self, why: str) -> None:
         self.transport = "polling"
-        self.on_event(Event("fallback", 0, len(self.jobs), text=f"{why}: following the run by polling /history"))
+        self.on_event(Event(EventKind.FALLBACK, 0, len(self.jobs),
+                            text=f"{why}: following the run by polling /history"))
 
-    def _emit(self, kind: str, job: Job, **fields: Any) -> None:
-        self.on_event(Event(kind, job.index, len(self.jobs), **fields))
+    def _emit(self, kind: EventKind, job: Job, text: str = "", step: int | None = None, steps: int | None = None,
+              path: Path | None = None) -> None:
+        self.on_event(Event(kind, job.index, len(self.jobs), text, step, steps, path))
 
 
 def _images(outputs: dict[str, Any], save_id: str) -> list[dict[str, Any]]:
@@ -348,9 +341,3 @@ def _images(outputs: dict[str, Any], save_id: str) -> list[dict[str, Any]]:
     return [image for node in ordered for image in (outputs.get(node) or {}).get("images", [])
             if isinstance(image, dict) and "filename" in image]
 
-
-def _json(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return {}

@@ -34,10 +34,12 @@ def connect(settings: Settings, url: str | None, on_note: Note) -> Connection:
         if exc.code != "comfy.unreachable":
             raise
         local = url is None and is_loopback(urlsplit(address).hostname or "")
-        if not local or settings.comfyui_dir is None:
-            raise FluxopsError("comfy.unreachable", exc.message, hint=(
-                "start it with `fluxops comfy start`, or pass --comfyui-dir so generate starts it"
-                if local else "check --url, and that the remote ComfyUI listens on that address")) from exc
+        if not local:
+            raise FluxopsError("comfy.unreachable", exc.message,
+                               hint=f"check the address (--url, or --host/--port): does a ComfyUI listen at "
+                               f"{address}?") from exc
+        if settings.comfyui_dir is None:
+            raise
     from fluxops.comfy import server
 
     on_note(f"no ComfyUI answers at {address}; starting one from {settings.comfyui_dir} (fluxops comfy start)")

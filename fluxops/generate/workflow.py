@@ -19,8 +19,6 @@ from fluxops.errors import FluxopsError
 from fluxops.models.manifest import Manifest
 
 DEFAULT_WORKFLOW_NAME = "production_photorealistic_turbo.json"
-EXPORT_HINT = ("in ComfyUI, open the workflow and use the menu Workflow > Export (API), then pass that file "
-               "to --workflow")
 
 
 @dataclass(frozen=True)
@@ -120,6 +118,11 @@ class Workflow:
     def value(self, role: str, name: str) -> Any:
         return self.node(role)["inputs"].get(name) if role in self.roles else None
 
+    @property
+    def seed_input(self) -> str:
+        """The sampler input that carries the seed (``noise_seed`` on samplers that call it so)."""
+        return "noise_seed" if "noise_seed" in self.node("sampler")["inputs"] else "seed"
+
 
 def packaged_workflow() -> Path:
     return Path(str(resources.files("fluxops") / "data" / "workflows" / DEFAULT_WORKFLOW_NAME))
@@ -136,7 +139,7 @@ def load_workflow(path: Path | None = None) -> Workflow:
         raise FluxopsError("workflow.invalid", f"{path}: not a JSON file ({exc})") from exc
     if isinstance(data, dict) and isinstance(data.get("nodes"), list) and isinstance(data.get("links"), list):
         raise FluxopsError("workflow.ui_format", f"{path} is a ComfyUI UI workflow (it has 'nodes' and 'links'); "
-                           "fluxops needs the API format", hint=EXPORT_HINT)
+                           "fluxops needs the API format")
     graph = _check_graph_shape(path, data)
     return Workflow(name=path.stem, path=path, graph=graph, roles=find_roles(path, graph))
 
@@ -146,12 +149,12 @@ def _check_graph_shape(path: Path, data: Any) -> dict[str, Any]:
         data = data["prompt"]  # a saved POST /prompt body
     if not isinstance(data, dict) or not data:
         raise FluxopsError("workflow.invalid", f"{path}: expected an API-format graph "
-                           "({node_id: {class_type, inputs}})", hint=EXPORT_HINT)
+                           "({node_id: {class_type, inputs}})")
     for node_id, node in data.items():
         if not isinstance(node, dict) or not isinstance(node.get("class_type"), str) \
                 or not isinstance(node.get("inputs", {}), dict):
             raise FluxopsError("workflow.invalid", f"{path}: node {node_id!r} has no class_type/inputs, so this is "
-                               "not an API-format graph", hint=EXPORT_HINT)
+                               "not an API-format graph")
         node.setdefault("inputs", {})
     return data
 
@@ -229,8 +232,7 @@ def build_graph(workflow: Workflow, params: Params, manifest: Manifest | None = 
     put("positive", "text", params.prompt)
     if params.negative is not None:
         put("negative", "text", params.negative)
-    sampler_inputs = graph[workflow.roles["sampler"]]["inputs"]
-    put("sampler", "noise_seed" if "noise_seed" in sampler_inputs else "seed", params.seed)
+    put("sampler", workflow.seed_input, params.seed)
     put("sampler", "steps", params.steps)
     put("sampler", "cfg", params.cfg)
     put("sampler", "sampler_name", params.sampler)

@@ -106,22 +106,25 @@ class SegmentedDownload:
         return self._fetched
 
     def run(self) -> Fetched:
-        self.paths.part.parent.mkdir(parents=True, exist_ok=True)
-        done = load_done(self.paths, self.size) if self.paths.part.exists() else RangeSet()
-        resumed_from = done.covered
-        self._written = done.copy()
-        for start, end in done.missing(self.size):
-            for seg_start in range(start, end, self.segment_size):
-                self._queue.append((seg_start, min(end, seg_start + self.segment_size)))
-        self._fd = os.open(self.paths.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-        try:
-            os.ftruncate(self._fd, self.size)
-            checkpointer = Checkpointer(self.paths, self._fd, self.size, done)
-            if not resumed_from:
-                checkpointer.sync(self._written.copy())
-            digests = self._run_threads(checkpointer)
-        finally:
-            os.close(self._fd)
+        try:  # the part and its state file: a full disk or a lost permission is an error, not a traceback
+            self.paths.part.parent.mkdir(parents=True, exist_ok=True)
+            done = load_done(self.paths, self.size) if self.paths.part.exists() else RangeSet()
+            resumed_from = done.covered
+            self._written = done.copy()
+            for start, end in done.missing(self.size):
+                for seg_start in range(start, end, self.segment_size):
+                    self._queue.append((seg_start, min(end, seg_start + self.segment_size)))
+            self._fd = os.open(self.paths.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+            try:
+                os.ftruncate(self._fd, self.size)
+                checkpointer = Checkpointer(self.paths, self._fd, self.size, done)
+                if not resumed_from:
+                    checkpointer.sync(self._written.copy())
+                digests = self._run_threads(checkpointer)
+            finally:
+                os.close(self._fd)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
         if digests[0] != self.sha256:
             discard(self.paths)  # wrong bytes are worth nothing: the next run starts clean
             raise FluxopsError("download.hash_mismatch", f"{host_of(self.source.url)} served bytes with sha256 "
@@ -147,7 +150,8 @@ class SegmentedDownload:
         for thread in tickers:
             thread.join()
         if self._error is not None or self.stop.is_set() or not digest:
-            checkpointer.sync(self._snapshot())
+            with contextlib.suppress(OSError):  # a full disk refuses the record too; the error below says why
+                checkpointer.sync(self._snapshot())
             if self._error is not None:
                 raise self._error
             if not self.stop.is_set():  # every connection ended but bytes are missing: never expected
@@ -316,14 +320,20 @@ class SegmentedDownload:
                 cursor.pos += len(data)
 
     def _write(self, data: bytes, offset: int) -> None:
+        view, written = memoryview(data), 0
         try:
-            written = os.pwrite(self._fd, data, offset)
+            while written < len(view):  # a short write (the disk filled up) is followed by the error (ENOSPC)
+                n = os.pwrite(self._fd, view[written:], offset + written)
+                if n == 0:
+                    raise FluxopsError("download.write_failed", f"short write to {self.paths.part}")
+                written += n
         except OSError as exc:
-            code = "setup.disk_full" if exc.errno == errno.ENOSPC else "download.write_failed"
-            raise FluxopsError(code, f"cannot write {self.paths.part}: {exc.strerror}") from exc
-        if written != len(data):  # pwrite on a regular file writes all or raises; checked anyway
-            raise FluxopsError("download.write_failed", f"short write to {self.paths.part}")
+            raise self._write_error(exc) from exc
         self._record(offset, written)
+
+    def _write_error(self, exc: OSError) -> FluxopsError:
+        code = "setup.disk_full" if exc.errno == errno.ENOSPC else "download.write_failed"
+        return FluxopsError(code, f"cannot write {self.paths.part}: {exc.strerror}")
 
     def _become_single_stream(self, session: requests.Session, response: requests.Response) -> None:
         """The server ignored Range (200 with the whole file): one stream from byte 0 does it all."""

@@ -17,10 +17,33 @@ DOTENV_NAME = ".env"
 
 
 @dataclass(frozen=True)
+class ExposedFile:
+    """A file holding the token that group or others can read."""
+
+    path: Path
+    mode: int
+
+    @property
+    def problem(self) -> str:
+        return f"{self.path} holds a token and is readable by group or others (mode {self.mode:o})"
+
+    @property
+    def fix(self) -> str:
+        return f"chmod 600 {self.path}"
+
+    def __str__(self) -> str:
+        return f"{self.problem}; run: {self.fix}"
+
+
+@dataclass(frozen=True)
 class ResolvedToken:
     value: str | None = field(repr=False)
     source: str  # "--token", an env var name, ".env (HF_TOKEN)", "stored login", or "none"
-    warnings: tuple[str, ...] = ()
+    exposed: ExposedFile | None = None  # the .env it came from, when others can read it
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return (str(self.exposed),) if self.exposed is not None else ()
 
     @property
     def shown(self) -> str:
@@ -44,30 +67,26 @@ def scrub(text: str, token: str | None) -> str:
     return text.replace(token, redact(token)) if token and len(token) >= 4 else text
 
 
-def _dotenv_warning(path: Path) -> str | None:
+def _exposed(path: Path) -> ExposedFile | None:
     try:
         mode = path.stat().st_mode
     except OSError:
         return None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return (f"{path} holds a token and is readable by group or others "
-                f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}")
-    return None
+    return ExposedFile(path, stat.S_IMODE(mode)) if mode & (stat.S_IRWXG | stat.S_IRWXO) else None
 
 
-def _from_dotenv(cwd: Path) -> tuple[str | None, str, list[str]]:
+def _from_dotenv(cwd: Path) -> ResolvedToken | None:
     path = cwd / DOTENV_NAME
     if not path.is_file():
-        return None, "", []
+        return None
     from dotenv import dotenv_values  # python-dotenv parses quoting, export and comments like the shells do
 
     values = dotenv_values(path)
     for name in ENV_NAMES:
         value = (values.get(name) or "").strip()
         if value:
-            warning = _dotenv_warning(path)
-            return value, f".env ({name})", [warning] if warning else []
-    return None, "", []
+            return ResolvedToken(value, f".env ({name})", _exposed(path))
+    return None
 
 
 def _stored_login() -> str | None:
@@ -87,9 +106,9 @@ def resolve_token(flag: str | None, env: Mapping[str, str], cwd: Path) -> Resolv
         value = env.get(name, "").strip()
         if value:
             return ResolvedToken(value, name)
-    from_file, source, warnings = _from_dotenv(cwd)
-    if from_file:
-        return ResolvedToken(from_file, source, tuple(warnings))
+    from_file = _from_dotenv(cwd)
+    if from_file is not None:
+        return from_file
     stored = _stored_login()
     if stored:
         return ResolvedToken(stored, "stored login")

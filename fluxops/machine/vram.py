@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fluxops.machine.gpu import GpuDevice
 from fluxops.models.manifest import Manifest
 from fluxops.models.tensorfile import NotSafetensors, read_summary
 from fluxops.units import GIB, MIB
@@ -171,6 +172,33 @@ def compute_budget(
         flags=tuple(flags),
         reasons=tuple(reasons),
     )
+
+
+def workflow_budget(
+    manifest: Manifest,
+    found: dict[str, Path],
+    device: GpuDevice,
+    workload_pid: int | None = None,
+    width: int = 1024,
+    height: int = 1024,
+) -> Budget:
+    """The budget of the manifest's files on `device`: what doctor's gpu.vram_budget shows and what
+    `fluxops comfy start` takes its memory flags from. VRAM held by `workload_pid` (the ComfyUI fluxops
+    started) counts as free: it is the workload itself."""
+    ours = sum(p.used_bytes or 0 for p in device.processes if workload_pid is not None and p.pid == workload_pid)
+    return compute_budget(
+        model_weights(manifest, found),
+        device.memory_free + ours,
+        device.memory_total,
+        width,
+        height,
+        drives_display=drives_a_display(device),
+    )
+
+
+def drives_a_display(device: GpuDevice) -> bool:
+    """The GPU shows a desktop: it keeps some VRAM for it, and graphics programs use it."""
+    return bool(device.display_active) or any(p.kind == "graphics" for p in device.processes)
 
 
 def launch_memory_flags(budget: Budget) -> list[str]:

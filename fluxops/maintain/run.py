@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fluxops.doctor.result import CheckResult, Status, fail, ok, skip, warn
+from fluxops.doctor.result import CheckResult, Status, fail, isolated, ok, skip, warn
 from fluxops.errors import FluxopsError
 from fluxops.maintain.history import append_history, read_history, report_path, slowdown, write_report
 from fluxops.settings import Settings
@@ -72,18 +72,19 @@ class MaintainReport:
 
 
 # -- steps -------------------------------------------------------------------------------------------------
-def step_verify(settings: Settings) -> CheckResult:
+def step_verify(settings: Settings, note: Callable[[str], None]) -> CheckResult:
     """Full re-verification (bit rot): blake3 against the hashes recorded when sha256 matched."""
     from fluxops.models.hashing import VerifyCache
     from fluxops.models.layout import extra_yamls_for
     from fluxops.models.manifest import load_manifest
-    from fluxops.models.verify import verify
+    from fluxops.models.verify import State, verify
 
     manifest = load_manifest(settings.manifest)
     models_dir = settings.require_models_dir()
     report = verify(manifest, models_dir, VerifyCache(settings.verify_cache_path),
-                    extra_yamls=extra_yamls_for(settings.comfyui_dir), full=True, jobs=settings.jobs)
-    bad = [f for f in report.files if f.state.value != "ok"]
+                    extra_yamls=extra_yamls_for(settings.comfyui_dir), full=True,
+                    parallel_files=settings.parallel_files, on_note=note)
+    bad = [f for f in report.files if f.state is not State.OK]
     facts = {"counts": report.counts(), "seconds": round(report.seconds, 2)}
     if not bad:
         return ok("models.verify", f"all {len(report.files)} files re-verified ({report.seconds:.1f} s)", **facts)
@@ -164,7 +165,7 @@ def step_updates(settings: Settings, online: bool) -> CheckResult:
     return ok("comfyui.updates", f"up to date with {info.upstream} at {short} ({fetched})", **facts)
 
 
-def step_gpu_health(settings: Settings) -> CheckResult:
+def step_gpu_health() -> CheckResult:
     from fluxops.machine.gpu import probe_gpus
 
     probe = probe_gpus()
@@ -181,9 +182,11 @@ def step_gpu_health(settings: Settings) -> CheckResult:
     return ok("gpu.health", f"{len(probe.devices)} GPU(s) healthy", details, **facts)
 
 
-def step_health_check(settings: Settings, note: Callable[[str], None]) -> tuple[CheckResult, float | None]:
-    """`generate --check` through the real stack; starts ComfyUI if needed and stops only what it started."""
-    from fluxops.generate.jobs import GenerateRequest, execute, plan
+def step_health_check(settings: Settings, note: Callable[[str], None]) -> CheckResult:
+    """`generate --check` through the real stack; starts ComfyUI if needed and stops only what it started.
+    Its time per image, when it has one, is in the facts (`seconds_per_image`)."""
+    from fluxops.generate.plan import GenerateRequest, plan
+    from fluxops.generate.run import execute
     from fluxops.generate.workflow import Overrides
 
     out_dir = settings.maintain_dir / "healthcheck"
@@ -193,15 +196,14 @@ def step_health_check(settings: Settings, note: Callable[[str], None]) -> tuple[
         outcome = execute(settings.replace(output_dir=out_dir), the_plan, stop_after=True, on_note=note)
     except FluxopsError as exc:
         return fail("healthcheck", f"the health check could not run: {exc.message}", exc.hint or "fluxops doctor",
-                    code=exc.code), None
+                    code=exc.code)
     spi = outcome.result.seconds_per_image
     facts = {"seconds_per_image": spi, "images": outcome.result.images,
              "check": outcome.check.to_dict() if outcome.check else None}
     if not outcome.ok:
         reason = "; ".join(outcome.check.failures) if outcome.check else "no verdict"
-        return fail("healthcheck", f"the image failed the check: {reason}", "fluxops generate --check -v",
-                    **facts), spi
-    return ok("healthcheck", f"image OK in {spi:.2f} s" if spi else "image OK", **facts), spi
+        return fail("healthcheck", f"the image failed the check: {reason}", "fluxops generate --check -v", **facts)
+    return ok("healthcheck", f"image OK in {spi:.2f} s" if spi else "image OK", **facts)
 
 
 def step_trend(maintain_dir: Path, spi: float | None) -> CheckResult:
@@ -217,17 +219,31 @@ def step_trend(maintain_dir: Path, spi: float | None) -> CheckResult:
 
 
 # -- the run ----------------------------------------------------------------------------------------------
-def _guard(step_id: str, run: Callable[[], CheckResult]) -> CheckResult:
-    """One broken step must not hide the others' findings."""
-    try:
-        return run()
-    except FluxopsError as exc:
-        return fail(step_id, exc.message, exc.hint or "fluxops doctor", code=exc.code)
+def _steps(settings: Settings, options: MaintainOptions, env: dict[str, str], started: float,
+           note: Callable[[str], None]) -> list[tuple[str, Callable[[], CheckResult]]]:
+    """Each step's finding id and how to run it, in order (the health check's trend comes after it)."""
+    return [
+        ("models.verify", lambda: step_verify(settings, note)),
+        ("cleanup.partials", lambda: step_partials(settings)),
+        ("cleanup.logs", lambda: step_logs(settings, options.log_max_age_days, started)),
+        ("doctor", lambda: step_doctor(settings, options.online, env)),
+        ("comfyui.updates", lambda: step_updates(settings, options.online)),
+        ("gpu.health", step_gpu_health),
+        ("healthcheck", (lambda: step_health_check(settings, note)) if options.health_check
+         else (lambda: skip("healthcheck", "skipped (--no-health-check)"))),
+    ]
+
+
+def _seconds_per_image(finding: CheckResult) -> float | None:
+    spi = finding.facts.get("seconds_per_image")
+    return float(spi) if isinstance(spi, (int, float)) else None
 
 
 def run_maintain(settings: Settings, options: MaintainOptions, env: dict[str, str] | None = None,
                  on_finding: Callable[[CheckResult], None] | None = None,
                  on_note: Callable[[str], None] | None = None) -> MaintainReport:
+    """Every step, each isolated like a doctor check (one that raises is its own failed finding), then the
+    report and the history line, whatever the steps found."""
     from fluxops.locking import exclusive
 
     note = on_note or (lambda _t: None)
@@ -236,27 +252,20 @@ def run_maintain(settings: Settings, options: MaintainOptions, env: dict[str, st
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     findings: list[CheckResult] = []
 
-    def record(result: CheckResult) -> None:
+    def record(step_id: str, run: Callable[[], CheckResult]) -> None:
+        result = isolated(step_id, run)
         findings.append(result)
         if on_finding is not None:
             on_finding(result)
 
-    lock = settings.maintain_dir / "maintain.lock"
-    with exclusive(lock, "fluxops maintain", wait=False, on_wait=note, busy=str(settings.state_dir),
-                   hint="another `fluxops maintain` is running: let it finish"):
-        record(_guard("models.verify", lambda: step_verify(settings)))
-        record(_guard("cleanup.partials", lambda: step_partials(settings)))
-        record(_guard("cleanup.logs", lambda: step_logs(settings, options.log_max_age_days, started)))
-        record(_guard("doctor", lambda: step_doctor(settings, options.online, env)))
-        record(_guard("comfyui.updates", lambda: step_updates(settings, options.online)))
-        record(_guard("gpu.health", lambda: step_gpu_health(settings)))
+    with exclusive(settings.maintain_dir / "maintain.lock", "fluxops maintain", wait=False, on_wait=note,
+                   busy=str(settings.state_dir)):
+        for step_id, run in _steps(settings, options, env, started, note):
+            record(step_id, run)
         spi = None
         if options.health_check:
-            result, spi = step_health_check(settings, note)
-            record(result)
-            record(step_trend(settings.maintain_dir, spi))
-        else:
-            record(skip("healthcheck", "skipped (--no-health-check)"))
+            spi = _seconds_per_image(next(f for f in findings if f.id == "healthcheck"))
+            record("healthcheck.trend", lambda: step_trend(settings.maintain_dir, spi))
         report = MaintainReport(datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
                                 tuple(findings), time.time() - started, spi,
                                 str(report_path(settings.maintain_dir, stamp)))

@@ -140,3 +140,12 @@ class VerifyCache:
         data = {"version": CACHE_VERSION, "entries": self._entries, "blake3": self._blake3}
         write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
         self._dirty = False
+
+    def save_or_note(self, on_note: Callable[[str], None] | None) -> None:
+        """save(); a cache that cannot be written costs a re-hash next time, nothing else: say so and go on."""
+        try:
+            self.save()
+        except OSError as exc:
+            if on_note is not None:
+                on_note(f"the verification cache {self.path} could not be saved ({exc.strerror or exc}): the "
+                        "next run hashes again")

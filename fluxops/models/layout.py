@@ -1,8 +1,9 @@
 """Where ComfyUI looks for model files: its folder names, legacy aliases and extra_model_paths.yaml.
 
-Facts from ComfyUI's folder_paths.py (see docs/architecture.md): `unet` is an alias of `diffusion_models`,
-`clip` of `text_encoders`; both work as on-disk folder names and as yaml keys. An extra_model_paths.yaml adds
-search paths per folder, one path per line in a single string.
+Facts from ComfyUI's folder_paths.py (https://github.com/comfyanonymous/ComfyUI/blob/master/folder_paths.py):
+`unet` is an alias of `diffusion_models`, `clip` of `text_encoders`; both work as on-disk folder names and as
+yaml keys. An extra_model_paths.yaml adds search paths per folder, one path per line in a single string
+(https://github.com/comfyanonymous/ComfyUI/blob/master/utils/extra_config.py).
 """
 
 from __future__ import annotations

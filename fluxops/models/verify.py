@@ -1,13 +1,13 @@
 """Check that every manifest file is present, in a place ComfyUI looks, well-formed and the right bytes.
 
-Per file: locate it (destination, ComfyUI's aliases, extra_model_paths.yaml folders), compare the size,
-check the safetensors header, then hash. A verdict is cached; an unchanged file costs one stat next time.
+Per file, in steps: locate it (destination, ComfyUI's aliases, extra_model_paths.yaml folders, else anywhere
+under the models folders: misplaced), compare the size and look up the cached verdict, check the safetensors
+header, then hash (in parallel, biggest first); last, `fix` moves misplaced files into place. A verdict is
+cached; an unchanged file costs one stat next time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,13 +17,11 @@ from pathlib import Path
 
 from fluxops.errors import FluxopsError
 from fluxops.files import move_no_overwrite
-from fluxops.hub.partial import PARTIAL_DIR
 from fluxops.models.hashing import FileKey, ProgressFn, VerifyCache, blake3_file, hash_file
-from fluxops.models.layout import SearchPath, search_paths
+from fluxops.models.layout import search_paths
+from fluxops.models.locate import FileIndex, Found, find_misplaced, locate
 from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.models.tensorfile import NotSafetensors, read_summary
-
-MAX_WALK_DEPTH = 4
 
 
 class State(str, Enum):
@@ -33,6 +31,7 @@ class State(str, Enum):
     WRONG_SIZE = "wrong_size"
     MALFORMED = "malformed"
     HASH_MISMATCH = "hash_mismatch"
+    UNVERIFIED = "unverified"  # present at the right size, bytes not looked at: doctor's quick look only
 
 
 HINTS = {
@@ -42,6 +41,7 @@ HINTS = {
     State.WRONG_SIZE: "fluxops setup --repair",
     State.MALFORMED: "fluxops setup --repair",
     State.HASH_MISMATCH: "fluxops setup --repair",
+    State.UNVERIFIED: "fluxops verify",
 }
 
 
@@ -92,42 +92,88 @@ class VerifyReport:
                 "files": [f.to_dict() for f in self.files]}
 
 
-@dataclass
-class _Job:
+@dataclass(frozen=True)
+class _HashJob:
     spec: ModelSpec
-    path: Path
-    key: FileKey
-    result: FileResult
-    use_blake3: str | None  # the recorded blake3 to compare against, or None for a sha256 check
+    found: Found
+    result: FileResult  # what the earlier steps found, with the state a matching hash confirms
+    recorded_blake3: str | None  # compare against this (a full re-check), or None for a sha256 check
 
 
-def _right_places(spec: ModelSpec, paths: list[SearchPath], models_dir: Path) -> list[tuple[Path, str]]:
-    dest = spec.dest_path(models_dir)
-    places = [(dest, "models")]
-    for sp in paths:
-        candidate = sp.path / spec.filename
-        if sp.folder == spec.folder and candidate != dest:
-            places.append((candidate, sp.origin))
-    return places
+def _size_and_cache(spec: ModelSpec, found: Found, result: FileResult, cache: VerifyCache,
+                    full: bool) -> FileResult | None:
+    """A verdict from the size alone, or from the cache; None when the bytes must be looked at."""
+    if found.size != spec.size:
+        return replace(result, state=State.WRONG_SIZE, checked_by="size",
+                       detail=f"{found.size} bytes, expected {spec.size}")
+    if not full and cache.lookup(FileKey.of(found.path, found.stat), spec.sha256) is not None:
+        return replace(result, checked_by="cache")
+    return None
 
 
-def _walk(roots: Iterable[Path]) -> dict[str, list[Path]]:
-    """Every file under the roots by basename (bounded depth; partial downloads skipped)."""
-    index: dict[str, list[Path]] = {}
-    seen: set[Path] = set()
-    for root in roots:
-        if not root.is_dir() or root in seen:
-            continue
-        seen.add(root)
-        base_depth = len(root.parts)
-        for dirpath, dirnames, filenames in os.walk(root):
-            current = Path(dirpath)
-            dirnames[:] = [d for d in dirnames if d != PARTIAL_DIR and not d.startswith(".")]
-            if len(current.parts) - base_depth >= MAX_WALK_DEPTH:
-                dirnames[:] = []
-            for name in filenames:
-                index.setdefault(name, []).append(current / name)
-    return index
+def _header(found: Found, result: FileResult, cache: VerifyCache) -> FileResult | None:
+    """MALFORMED when the file is not a well-formed safetensors file; None when it is."""
+    try:
+        read_summary(found.path)
+    except NotSafetensors as exc:
+        cache.forget(found.path)
+        return replace(result, state=State.MALFORMED, checked_by="header", detail=str(exc))
+    except OSError as exc:
+        return replace(result, state=State.MALFORMED, checked_by="header", detail=f"cannot read: {exc.strerror}")
+    return None
+
+
+def _missing(spec: ModelSpec, models_dir: Path) -> FileResult:
+    return FileResult(id=spec.id, dest=spec.dest, state=State.MISSING, path=str(spec.dest_path(models_dir)),
+                      expected_size=spec.size)
+
+
+def _examine(spec: ModelSpec, found: Found, cache: VerifyCache, full: bool,
+             models_dir: Path) -> FileResult | _HashJob:
+    """Everything short of hashing: a verdict, or the hash job that gives one."""
+    result = replace(_missing(spec, models_dir), path=str(found.path), actual_size=found.size, location=found.origin,
+                     state=State.MISPLACED if found.misplaced else State.OK)
+    verdict = _size_and_cache(spec, found, result, cache, full) or _header(found, result, cache)
+    if verdict is not None:
+        return verdict
+    return _HashJob(spec, found, result, cache.blake3_for(spec.sha256) if full else None)
+
+
+def _hash(job: _HashJob, cache: VerifyCache, models_dir: Path, on_progress: ProgressFn | None) -> FileResult:
+    """The verdict from the bytes: blake3 against the recorded one, else sha256 against the pin."""
+    path, spec, result = job.found.path, job.spec, job.result
+    key = FileKey.of(path, job.found.stat)
+    try:
+        if job.recorded_blake3 is not None:
+            if blake3_file(path, on_progress) == job.recorded_blake3:
+                cache.record(key, spec.sha256, job.recorded_blake3)
+                return replace(result, checked_by="blake3")
+            cache.forget(path)
+            return replace(result, state=State.HASH_MISMATCH, checked_by="blake3",
+                           detail="blake3 differs from the copy that matched sha256 earlier: the file changed")
+        digests = hash_file(path, on_progress=on_progress)
+    except OSError as exc:  # removed or unreadable since it was found
+        return replace(result, state=State.MALFORMED, checked_by="blake3" if job.recorded_blake3 else "sha256",
+                       detail=f"cannot read: {exc.strerror}")
+    if digests.sha256 == spec.sha256:
+        cache.record(key, spec.sha256, digests.blake3)
+        return replace(result, checked_by="sha256")
+    cache.forget(path)
+    if job.found.misplaced:  # same name and size, other bytes: not our file
+        return replace(result, state=State.MISSING, path=str(spec.dest_path(models_dir)), checked_by="sha256",
+                       detail=f"{path} has the right name and size but other bytes")
+    return replace(result, state=State.HASH_MISMATCH, checked_by="sha256",
+                   detail=f"sha256 {digests.sha256}, expected {spec.sha256}")
+
+
+def _hash_all(jobs: list[_HashJob], cache: VerifyCache, models_dir: Path, parallel_files: int,
+              on_progress: ProgressFn | None) -> dict[str, FileResult]:
+    jobs = sorted(jobs, key=lambda j: j.spec.size, reverse=True)  # biggest first: best parallel finish
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel_files, len(jobs)))) as pool:
+        verdicts = pool.map(lambda job: _hash(job, cache, models_dir, on_progress), jobs)
+        return {job.spec.id: verdict for job, verdict in zip(jobs, verdicts, strict=True)}
 
 
 def _move_no_overwrite(src: Path, dst: Path) -> None:
@@ -139,101 +185,43 @@ def _move_no_overwrite(src: Path, dst: Path) -> None:
         raise FluxopsError("verify.fix_blocked", f"cannot move {src} to {dst}: {exc.strerror or exc}") from exc
 
 
+def _fix(spec: ModelSpec, result: FileResult, models_dir: Path, cache: VerifyCache) -> FileResult:
+    """Move a verified misplaced file to its destination (never overwriting) and carry its verdict along."""
+    if result.state is not State.MISPLACED or not result.path:
+        return result
+    src, dest = Path(result.path), spec.dest_path(models_dir)
+    _move_no_overwrite(src, dest)
+    cache.forget(src)
+    cache.record(FileKey.of(dest), spec.sha256, cache.blake3_for(spec.sha256))
+    return replace(result, state=State.OK, path=str(dest), location="models", fixed=True,
+                   detail=f"moved from {src}")
+
+
 def verify(manifest: Manifest, models_dir: Path, cache: VerifyCache, *, extra_yamls: Iterable[Path] = (),
-           full: bool = False, fix: bool = False, jobs: int = 3,
-           on_total: Callable[[int], None] | None = None, on_progress: ProgressFn | None = None) -> VerifyReport:
+           full: bool = False, fix: bool = False, parallel_files: int = 3,
+           on_total: Callable[[int], None] | None = None, on_progress: ProgressFn | None = None,
+           on_note: Callable[[str], None] | None = None) -> VerifyReport:
     started = time.perf_counter()
     paths = search_paths(models_dir, extra_yamls)
+    index = FileIndex(models_dir, paths)
     results: dict[str, FileResult] = {}
-    hash_jobs: list[_Job] = []
-    index: dict[str, list[Path]] | None = None
-
+    jobs: list[_HashJob] = []
     for spec in manifest.files:
-        base = FileResult(id=spec.id, dest=spec.dest, state=State.MISSING,
-                          path=str(spec.dest_path(models_dir)), expected_size=spec.size)
-        found = next(((p, origin) for p, origin in _right_places(spec, paths, models_dir) if p.is_file()), None)
-        misplaced = False
-        if found is None:
-            if index is None:
-                index = _walk([models_dir, *{sp.path for sp in paths if sp.origin not in ("models", "alias")}])
-            names = {spec.filename, *(Path(s.path).name for s in spec.sources)}
-            right = {p for p, _ in _right_places(spec, paths, models_dir)}
-            candidates = [p for name in sorted(names) for p in index.get(name, [])
-                          if p not in right and p.stat().st_size == spec.size]
-            if not candidates:
-                results[spec.id] = base
-                continue
-            found, misplaced = (candidates[0], "misplaced"), True
-        path, origin = found
-        st = path.stat()
-        result = replace(base, path=str(path), actual_size=st.st_size, location=origin)
-        if st.st_size != spec.size:
-            results[spec.id] = replace(result, state=State.WRONG_SIZE, checked_by="size",
-                                       detail=f"{st.st_size} bytes, expected {spec.size}")
-            continue
-        key = FileKey.of(path, st)
-        if not full and cache.lookup(key, spec.sha256) is not None:
-            results[spec.id] = replace(result, state=State.MISPLACED if misplaced else State.OK, checked_by="cache")
-            continue
-        try:
-            read_summary(path)
-        except NotSafetensors as exc:
-            results[spec.id] = replace(result, state=State.MALFORMED, checked_by="header", detail=str(exc))
-            cache.forget(path)
-            continue
-        except OSError as exc:
-            results[spec.id] = replace(result, state=State.MALFORMED, checked_by="header",
-                                       detail=f"cannot read: {exc.strerror}")
-            continue
-        if misplaced:
-            result = replace(result, state=State.MISPLACED)
-        hash_jobs.append(_Job(spec, path, key, result, cache.blake3_for(spec.sha256) if full else None))
-
+        found = locate(spec, paths, models_dir) or find_misplaced(spec, index, paths, models_dir)
+        step = _missing(spec, models_dir) if found is None else _examine(spec, found, cache, full, models_dir)
+        if isinstance(step, _HashJob):
+            jobs.append(step)
+        else:
+            results[spec.id] = step
     if on_total is not None:
-        on_total(sum(job.spec.size for job in hash_jobs))
-
-    def run(job: _Job) -> FileResult:
-        if job.use_blake3 is not None:
-            digest = blake3_file(job.path, on_progress)
-            if digest == job.use_blake3:
-                cache.record(job.key, job.spec.sha256, digest)
-                return replace(job.result, state=job.result.state if job.result.state is State.MISPLACED
-                               else State.OK, checked_by="blake3")
-            cache.forget(job.path)
-            return replace(job.result, state=State.HASH_MISMATCH, checked_by="blake3",
-                           detail="blake3 differs from the copy that matched sha256 earlier: the file changed")
-        digests = hash_file(job.path, on_progress=on_progress)
-        if digests.sha256 != job.spec.sha256:
-            cache.forget(job.path)
-            if job.result.state is State.MISPLACED:  # same name and size, other bytes: not our file
-                return replace(job.result, state=State.MISSING, path=str(job.spec.dest_path(models_dir)),
-                               checked_by="sha256",
-                               detail=f"{job.path} has the right name and size but other bytes")
-            return replace(job.result, state=State.HASH_MISMATCH, checked_by="sha256",
-                           detail=f"sha256 {digests.sha256}, expected {job.spec.sha256}")
-        cache.record(job.key, job.spec.sha256, digests.blake3)
-        return replace(job.result, state=job.result.state if job.result.state is State.MISPLACED else State.OK,
-                       checked_by="sha256")
-
-    hash_jobs.sort(key=lambda j: j.spec.size, reverse=True)  # biggest first: best parallel finish
+        on_total(sum(job.spec.size for job in jobs))
     try:
-        if hash_jobs:
-            with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(hash_jobs)))) as pool:
-                for job, res in zip(hash_jobs, pool.map(run, hash_jobs), strict=True):
-                    results[job.spec.id] = res
+        results.update(_hash_all(jobs, cache, models_dir, parallel_files, on_progress))
         if fix:
             for spec in manifest.files:
-                res = results[spec.id]
-                if res.state is State.MISPLACED and res.path:
-                    dest = spec.dest_path(models_dir)
-                    _move_no_overwrite(Path(res.path), dest)
-                    cache.forget(Path(res.path))
-                    cache.record(FileKey.of(dest), spec.sha256, cache.blake3_for(spec.sha256))
-                    results[spec.id] = replace(res, state=State.OK, path=str(dest), location="models", fixed=True,
-                                               detail=f"moved from {res.path}")
+                results[spec.id] = _fix(spec, results[spec.id], models_dir, cache)
     finally:
-        with contextlib.suppress(OSError):
-            cache.save()
+        cache.save_or_note(on_note)
     ordered = tuple(results[spec.id] for spec in manifest.files)
     return VerifyReport(manifest=str(manifest.path), models_dir=str(models_dir), files=ordered,
                         seconds=time.perf_counter() - started)

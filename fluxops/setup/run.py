@@ -20,7 +20,7 @@ from pathlib import Path
 from fluxops.errors import FluxopsError
 from fluxops.files import fsync_dir
 from fluxops.hub.client import Hub, RemoteFile
-from fluxops.hub.partial import PartPaths, discard, prune_partials, resume_point
+from fluxops.hub.partial import PARTIAL_DIR, PartPaths, discard, prune_partials, resume_point
 from fluxops.hub.rangedget import ByteSource
 from fluxops.hub.segments import DownloadStopped, SegmentedDownload
 from fluxops.hub.tokens import ResolvedToken
@@ -28,7 +28,7 @@ from fluxops.locking import models_lock
 from fluxops.models.hashing import FileKey, VerifyCache
 from fluxops.models.layout import extra_yamls_for
 from fluxops.models.manifest import Manifest, ModelSpec
-from fluxops.models.verify import PARTIAL_DIR, State, verify
+from fluxops.models.verify import State, verify
 from fluxops.settings import Settings
 from fluxops.setup.preflight import check_disk, choose_source, free_bytes
 
@@ -106,10 +106,10 @@ def prune(manifest: Manifest, models_dir: Path) -> list[tuple[Path, int]]:
     return prune_partials(models_dir, {spec.sha256 for spec in manifest.files})
 
 
-def _plan(manifest: Manifest, models_dir: Path, cache: VerifyCache, settings: Settings,
-          options: SetupOptions) -> list[FileOutcome]:
+def _plan(manifest: Manifest, models_dir: Path, cache: VerifyCache, settings: Settings, options: SetupOptions,
+          events: SetupEvents) -> list[FileOutcome]:
     report = verify(manifest, models_dir, cache, extra_yamls=extra_yamls_for(settings.comfyui_dir),
-                    fix=not options.dry_run, jobs=settings.jobs)
+                    fix=not options.dry_run, parallel_files=settings.parallel_files, on_note=events.note)
     plans = []
     for spec, found in zip(manifest.files, report.files, strict=True):
         outcome = FileOutcome(id=spec.id, dest=spec.dest, size=spec.size, action="present",
@@ -146,7 +146,7 @@ def run_setup(settings: Settings, manifest: Manifest, token: ResolvedToken, opti
     lock = (contextlib.nullcontext() if options.dry_run
             else models_lock(models_dir, wait=options.wait, on_wait=events.note))
     with lock:
-        plans = _plan(manifest, models_dir, cache, settings, options)
+        plans = _plan(manifest, models_dir, cache, settings, options, events)
         report = SetupReport(str(models_dir), options.dry_run, plans, token=token.to_dict())
         wanted = [p for p in plans if p.action == "download"]
         if not wanted:
@@ -170,7 +170,7 @@ def _download_all(settings: Settings, manifest: Manifest, hub: Hub, plans: list[
     models_dir = settings.require_models_dir()
     plans = sorted(plans, key=lambda p: p.size, reverse=True)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(settings.jobs, len(plans)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.parallel_files, len(plans)))) as pool:
             futures = [pool.submit(_download_one, settings, manifest.by_id(p.id), p, hub, cache, options,
                                    events, permits, stop) for p in plans]
             try:
@@ -187,8 +187,7 @@ def _download_all(settings: Settings, manifest: Manifest, hub: Hub, plans: list[
             for future in futures:
                 future.result()
     finally:
-        with contextlib.suppress(OSError):
-            cache.save()
+        cache.save_or_note(events.note)
 
 
 def _download_one(settings: Settings, spec: ModelSpec, plan: FileOutcome, hub: Hub, cache: VerifyCache,

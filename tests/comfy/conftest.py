@@ -5,43 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import _alive, kill_leftovers  # noqa: F401  (used by tests/comfy tests)
 from tests.fakes.comfyui.install import make_comfyui_dir
-
-START_TIMEOUT = 30.0  # seconds: an upper bound, not a timing expectation
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers import free_port, kill_leftovers, stop, wait_for_port  # noqa: F401  (used by tests/comfy tests)
+from tests.helpers import live_process as _alive  # noqa: F401  (used by tests/comfy tests)
 
 
 @pytest.fixture
 def comfyui_dir(tmp_path: Path) -> Path:
     return make_comfyui_dir(tmp_path / "ComfyUI")
-
-
-def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"fake ComfyUI exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
 
 
 @pytest.fixture
@@ -77,13 +55,7 @@ def start_fake(comfyui_dir: Path) -> Iterator[Callable[..., tuple[subprocess.Pop
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop(proc, signal.SIGTERM)
 
 
 @pytest.fixture

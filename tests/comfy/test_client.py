@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from fluxops.comfy.client import ComfyClient, base_url, is_loopback
 from fluxops.errors import FluxopsError
 from tests.comfy.conftest import free_port
+from tests.fakes.http_stub import StubServer
 
 
 def test_routes_against_the_fake(start_fake) -> None:
@@ -48,29 +47,15 @@ def test_a_server_that_never_answers_times_out() -> None:
     assert err.value.code == "comfy.timeout"
 
 
-class _NotComfy(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status, body = (
-            (500, b"Server got itself in trouble") if self.path == "/queue" else (200, b"<html>hi</html>")
-        )
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _not_comfy(path: str, _headers: object) -> tuple[int, dict[str, str], bytes]:
+    """A web server that is not ComfyUI: an HTML page, and a 500 on /queue."""
+    return (500, {}, b"Server got itself in trouble") if path == "/queue" else (200, {}, b"<html>hi</html>")
 
 
 @pytest.fixture
 def not_comfy() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotComfy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base_url("127.0.0.1", server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with StubServer(_not_comfy) as server:
+        yield server.url
 
 
 def test_http_errors_and_foreign_answers(not_comfy: str) -> None:

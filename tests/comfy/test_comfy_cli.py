@@ -7,17 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.fakes.http_stub import StubServer
+from tests.helpers import REPO, spawn_fluxops, wait_until
 
 
 def _doc(result: subprocess.CompletedProcess) -> dict:
@@ -116,31 +113,9 @@ def test_crash_at_start_shows_the_cause_and_the_log(
     assert error["code"] == code and error["log_tail"] and error["log_path"]
 
 
-class _Other(BaseHTTPRequestHandler):
+def _other_comfyui(_path: str, _headers: object) -> tuple[int, dict[str, str], dict]:
     """Another program's server on the port: answers /system_stats like a ComfyUI started by someone else."""
-
-    def do_GET(self) -> None:
-        body = json.dumps(
-            {"system": {"comfyui_version": "0.3.60", "argv": ["main.py", "--port", "x"]}, "devices": []}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _serve_other(port: int) -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Other)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return 200, {}, {"system": {"comfyui_version": "0.3.60", "argv": ["main.py", "--port", "x"]}, "devices": []}
 
 
 def test_port_held_by_another_comfyui_is_left_alone(comfy, start_fake) -> None:
@@ -161,17 +136,8 @@ def test_port_held_by_another_comfyui_is_left_alone(comfy, start_fake) -> None:
 
 def _start_in_background(tmp_path: Path, pid_dir: Path, *args: str, **fake_env: str) -> subprocess.Popen:
     """`fluxops comfy start ARGS` as a background process, returned once the fake ComfyUI it spawns runs."""
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "fluxops", "comfy", "start", *args],
-        cwd=tmp_path / "work",
-        env={**os.environ, "PYTHONPATH": str(REPO), **fake_env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not list(pid_dir.glob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    launcher = spawn_fluxops("comfy", "start", *args, env=fake_env, cwd=tmp_path / "work")
+    wait_until(lambda: list(pid_dir.glob("*.json")), what="the fake ComfyUI's pid record")
     return launcher
 
 
@@ -182,12 +148,8 @@ def test_a_server_taking_the_port_during_start_is_not_mistaken_for_ours(
     # our fake ComfyUI has been spawned once this returns (the launcher's port check is behind it)
     launcher = _start_in_background(tmp_path, no_leftover_processes, "--timeout", "60",
                                     FAKE_COMFYUI_START_DELAY="3")
-    other = _serve_other(comfy.port)
-    next(other)
-    try:
+    with StubServer(_other_comfyui, port=comfy.port):
         _out, err = launcher.communicate(timeout=60)
-    finally:
-        other.close()
     assert launcher.returncode == 1, err
     assert "another server answers on port" in err
     assert "address already in use" in err and "already in use" in err
@@ -318,3 +280,45 @@ def test_ctrl_c_during_start_leaves_nothing_behind(comfy, tmp_path: Path, no_lef
     record = json.loads(next(no_leftover_processes.glob("*.json")).read_text())
     proc = psutil.Process(record["pid"]) if psutil.pid_exists(record["pid"]) else None
     assert proc is None or proc.status() == psutil.STATUS_ZOMBIE
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_status_writes_nothing_not_even_a_log_rotation(comfy) -> None:
+    started = comfy("start", "--json")
+    assert started.returncode == 0, started.stderr
+    log = Path(_doc(started)["data"]["server"]["log_path"])
+    with log.open("ab") as fh:  # past the size at which a log is rotated while ComfyUI runs
+        fh.write(b"filler line\n" * (11 * 1024 * 1024 // 12))
+    before = _snapshot(comfy.state_file.parent)
+    status = comfy("status")
+    assert status.returncode == 0, status.stderr
+    assert _snapshot(comfy.state_file.parent) == before
+    assert not log.with_name(log.name + ".1").exists()
+
+
+def test_every_subcommand_takes_the_options_of_start(comfy, comfyui_dir: Path, tmp_path: Path) -> None:
+    """A command line is turned into another by editing one word: start, status, logs and stop all take
+    start's options (those that do not apply are ignored)."""
+    models = comfyui_dir / "models"
+    line = [
+        "--comfyui-dir", str(comfyui_dir), "--comfyui-python", str(comfyui_dir / "venv" / "bin" / "python"),
+        "--models-dir", str(models), "--manifest", str(REPO / "manifests" / "flux-krea-turbo.toml"),
+        "--listen", "127.0.0.1", "--port", str(comfy.port), "--comfy-arg=--cpu", "--timeout", "60",
+    ]
+    started = comfy("start", *line, "--json")
+    assert started.returncode == 0, started.stderr
+    pid = _doc(started)["data"]["server"]["pid"]
+    status = comfy("status", *line, "--json")
+    assert status.returncode == 0, status.stderr
+    assert _doc(status)["data"]["pid"] == pid and _doc(status)["data"]["answering"]
+    logs = comfy("logs", *line, "-n", "1")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.strip() == f"To see the GUI go to: http://127.0.0.1:{comfy.port}"
+    stopped = comfy("stop", *line, "--json")
+    assert stopped.returncode == 0, stopped.stderr
+    assert _doc(stopped)["data"]["outcome"] == "terminated" and _doc(stopped)["data"]["server"]["pid"] == pid
+    again = comfy("stop", *line)
+    assert again.returncode == 0 and "not running" in again.stdout

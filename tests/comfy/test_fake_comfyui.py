@@ -165,14 +165,14 @@ def test_the_leftover_check_finds_and_kills_a_running_fake(comfyui_dir: Path, tm
     """The autouse fixture's check, on a fake deliberately left running (in its own pid folder)."""
     import os
 
-    from tests.comfy.conftest import _alive, kill_leftovers, wait_for_port
+    from tests.helpers import kill_leftovers, stopping, wait_for_port
+    from tests.helpers import live_process as _alive
 
     pid_dir = tmp_path / "own-pids"
     port = free_port()
     env = {**os.environ, "FAKE_COMFYUI_PID_DIR": str(pid_dir)}
-    proc = subprocess.Popen([sys.executable, str(comfyui_dir / "main.py"), "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with stopping(subprocess.Popen([sys.executable, str(comfyui_dir / "main.py"), "--port", str(port)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)) as proc:
         wait_for_port(port, proc)
         record = json.loads(next(pid_dir.glob("*.json")).read_text())
         assert record["pid"] == proc.pid and _alive(record) is not None
@@ -180,7 +180,3 @@ def test_the_leftover_check_finds_and_kills_a_running_fake(comfyui_dir: Path, tm
         assert len(found) == 1 and found[0].startswith(f"pid {proc.pid}: ")
         assert proc.wait(10) is not None
         assert kill_leftovers(pid_dir) == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

@@ -57,7 +57,7 @@ def test_comfy_args_are_split_and_owned_flags_refused() -> None:
 def test_listen_values() -> None:
     assert cmdline.parse_listen("127.0.0.1,::1") == ["127.0.0.1", "::1"]
     assert cmdline.exposed_addresses(["127.0.0.1", "0.0.0.0", "::"]) == ["0.0.0.0", "::"]
-    assert cmdline.probe_host(["0.0.0.0"]) == "127.0.0.1" and cmdline.probe_host(["::"]) == "::1"
+    assert cmdline.connect_host("0.0.0.0") == "127.0.0.1" and cmdline.connect_host("::") == "::1"
     for bad in ("", "not an address!", "1.2.3.4,$x"):
         with pytest.raises(FluxopsError) as err:
             cmdline.parse_listen(bad)

@@ -10,6 +10,7 @@ import pytest
 
 from fluxops.settings import Settings, load_settings
 from tests.fakes.nvml_seam import install_fake_nvml, nvml_env, scenario_path  # noqa: F401 (re-exported)
+from tests.helpers import free_port
 
 TESTS = Path(__file__).resolve().parents[1]
 DATA = TESTS / "data" / "doctor"
@@ -27,18 +28,9 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
 
 @pytest.fixture
-def make_settings(isolated: dict[str, str], tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(isolated: dict[str, str]) -> Callable[..., Settings]:
     def build(**flags: object) -> Settings:
         flags.setdefault("port", free_port())
         return load_settings(flags, env=dict(os.environ))
 
     return build
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released; tests only connect to it)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -9,40 +9,25 @@ import socket
 import subprocess
 from pathlib import Path
 
-import psutil
 import pytest
 
-from fluxops.doctor import DoctorOptions, Status, run_doctor
+from fluxops.doctor import Status
 from tests.doctor.conftest import DATA
 from tests.fakes.http_stub import StubServer, comfy_routes
+from tests.helpers import run_checks, write_server_record
 
 SYSTEM_STATS = json.loads((DATA / "system_stats.json").read_text(encoding="utf-8"))
 OBJECT_INFO = json.loads((DATA / "object_info_nodes.json").read_text(encoding="utf-8"))
 
 
-def run(settings, *names: str):
-    report = run_doctor(settings, DoctorOptions(), dict(os.environ), names)
-    return {r.id: r for r in report.checks}
-
-
 def _record(settings, pid: int, port: int, create_time: float | None = None) -> None:
-    path = settings.state_dir / "comfy" / "server.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "pid": pid,
-        "create_time": create_time if create_time is not None else psutil.Process(pid).create_time(),
-        "host": "127.0.0.1",
-        "port": port,
-        "command": ["python", *SYSTEM_STATS["system"]["argv"]],
-        "comfyui_dir": "/srv/ComfyUI",
-        "log_path": "/tmp/comfy.log",
-        "started_at": "2026-11-26T07:00:00Z",
-    }
-    path.write_text(json.dumps(record), encoding="utf-8")
+    """The record of a ComfyUI fluxops started, answering with the recorded server's command line."""
+    write_server_record(settings, pid, port, create_time=create_time,
+                        command=["python", *SYSTEM_STATS["system"]["argv"]])
 
 
 def test_free_port(make_settings):
-    got = run(make_settings(), "comfyui.port", "comfyui.nodes")
+    got = run_checks(make_settings(), "comfyui.port", "comfyui.nodes")
     assert got["comfyui.port"].status is Status.OK and "is free" in got["comfyui.port"].summary
     assert got["comfyui.nodes"].status is Status.SKIP
 
@@ -52,7 +37,7 @@ def test_port_held_by_another_program(make_settings):
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        port_check = run(make_settings(port=port), "comfyui.port")["comfyui.port"]
+        port_check = run_checks(make_settings(port=port), "comfyui.port")["comfyui.port"]
     assert port_check.status is Status.FAIL
     assert port_check.facts["holder"]["pid"] == os.getpid()
     assert f"pid {os.getpid()}" in port_check.summary
@@ -63,7 +48,7 @@ def test_comfyui_fluxops_started_is_reusable_and_has_the_nodes(make_settings):
     with StubServer(comfy_routes(SYSTEM_STATS, OBJECT_INFO)) as server:
         settings = make_settings(port=server.port)
         _record(settings, os.getpid(), server.port)
-        got = run(settings, "comfyui.port", "comfyui.nodes")
+        got = run_checks(settings, "comfyui.port", "comfyui.nodes")
     assert got["comfyui.port"].status is Status.OK and "fluxops reuses it" in got["comfyui.port"].summary
     nodes = got["comfyui.nodes"]
     assert nodes.status is Status.OK and nodes.facts["missing"] == []
@@ -73,14 +58,14 @@ def test_comfyui_fluxops_started_is_reusable_and_has_the_nodes(make_settings):
 def test_a_missing_node_class_fails(make_settings):
     info = {k: v for k, v in OBJECT_INFO.items() if k not in ("KSampler", "LoraLoader")}
     with StubServer(comfy_routes(SYSTEM_STATS, info)) as server:
-        nodes = run(make_settings(port=server.port), "comfyui.nodes")["comfyui.nodes"]
+        nodes = run_checks(make_settings(port=server.port), "comfyui.nodes")["comfyui.nodes"]
     assert nodes.status is Status.FAIL and nodes.facts["missing"] == ["KSampler", "LoraLoader"]
     assert "KSampler, LoraLoader" in nodes.summary and nodes.fix
 
 
 def test_a_comfyui_fluxops_did_not_start(make_settings):
     with StubServer(comfy_routes(SYSTEM_STATS, OBJECT_INFO)) as server:
-        port_check = run(make_settings(port=server.port), "comfyui.port")["comfyui.port"]
+        port_check = run_checks(make_settings(port=server.port), "comfyui.port")["comfyui.port"]
     assert port_check.status is Status.WARN and "did not start" in port_check.summary
 
 
@@ -88,7 +73,7 @@ def test_a_stale_record_is_not_trusted(make_settings):
     with StubServer(comfy_routes(SYSTEM_STATS, OBJECT_INFO)) as server:
         settings = make_settings(port=server.port)
         _record(settings, os.getpid(), server.port, create_time=12345.0)  # same pid, another process's start
-        port_check = run(settings, "comfyui.port")["comfyui.port"]
+        port_check = run_checks(settings, "comfyui.port")["comfyui.port"]
     assert port_check.status is Status.WARN and port_check.facts["stale_record"] is True
 
 
@@ -107,7 +92,7 @@ def test_install_version_commit_and_local_changes(make_settings, tmp_path):
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "init"], check=True)
     (root / "main.py").write_text("print('patched')\n", encoding="utf-8")
-    install = run(make_settings(comfyui_dir=root), "comfyui.install")["comfyui.install"]
+    install = run_checks(make_settings(comfyui_dir=root), "comfyui.install")["comfyui.install"]
     assert install.facts["version"] == "0.3.64" and len(install.facts["git_commit"]) == 12
     assert install.facts["local_changes"] == ["main.py"]
     assert install.status is Status.WARN and "no Python" in install.summary  # no venv beside it
@@ -115,5 +100,5 @@ def test_install_version_commit_and_local_changes(make_settings, tmp_path):
 
 def test_install_not_a_comfyui_folder(make_settings, tmp_path):
     (tmp_path / "empty").mkdir()
-    install = run(make_settings(comfyui_dir=tmp_path / "empty"), "comfyui.install")["comfyui.install"]
+    install = run_checks(make_settings(comfyui_dir=tmp_path / "empty"), "comfyui.install")["comfyui.install"]
     assert install.status is Status.FAIL and "has no main.py" in install.summary

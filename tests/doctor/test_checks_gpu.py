@@ -7,16 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from fluxops.doctor import DoctorOptions, Status, run_doctor
+from fluxops.doctor import Status
 from tests.doctor.modelkit import REAL, make_models
 from tests.fakes.comfy_python import make_fake_python
+from tests.fakes.nvml_seam import scenario_path
+from tests.helpers import run_checks, write_server_record
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake interpreter is a POSIX shell script")
-
-
-def run(settings, *names: str, **options):
-    report = run_doctor(settings, DoctorOptions(**options), dict(os.environ), names)
-    return {r.id: r for r in report.checks}
 
 
 @pytest.fixture
@@ -29,7 +26,7 @@ def real_models(tmp_path: Path) -> dict[str, Path]:
 def test_rtx3090_with_browser(fake_nvml, make_settings, real_models, tmp_path):
     fake_nvml("rtx3090_browser")
     settings = make_settings(comfyui_python=make_fake_python(tmp_path / "py", "cuda124"), **real_models)
-    got = run(settings, "gpu", "torch.cuda", "cuda.env")
+    got = run_checks(settings, "gpu", "torch.cuda", "cuda.env")
     assert got["gpu.driver"].status is Status.OK
     assert "550.54.14" in got["gpu.driver"].summary and "12.4" in got["gpu.driver"].summary
     devices = got["gpu.devices"]
@@ -56,7 +53,7 @@ def test_rtx3090_with_browser(fake_nvml, make_settings, real_models, tmp_path):
 
 def test_budget_at_a_huge_size_offloads_and_names_the_flag(fake_nvml, make_settings, real_models):
     fake_nvml("rtx3090_browser")
-    got = run(make_settings(**real_models), "gpu.vram_budget", width=2560, height=2560)
+    got = run_checks(make_settings(**real_models), "gpu.vram_budget", width=2560, height=2560)
     budget = got["gpu.vram_budget"]
     assert budget.status is Status.WARN and budget.facts["verdict"] == "offload"
     assert "--lowvram" in budget.fix and "--reserve-vram" in budget.fix  # the 3090 drives the desktop
@@ -66,7 +63,7 @@ def test_budget_at_a_huge_size_offloads_and_names_the_flag(fake_nvml, make_setti
 def test_two_gpus_cuda_visible_devices_1(fake_nvml, make_settings, real_models, monkeypatch):
     fake_nvml("two_gpus")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    got = run(make_settings(**real_models), "gpu", "cuda.env")
+    got = run_checks(make_settings(**real_models), "gpu", "cuda.env")
     devices = got["gpu.devices"]
     assert devices.facts["comfyui_device"] == 1 and devices.facts["chosen_by"] == "CUDA_VISIBLE_DEVICES"
     assert "GPU 1" in devices.summary
@@ -77,7 +74,7 @@ def test_two_gpus_cuda_visible_devices_1(fake_nvml, make_settings, real_models, 
 
 def test_two_gpus_default_is_the_busy_one(fake_nvml, make_settings, real_models):
     fake_nvml("two_gpus")
-    got = run(make_settings(**real_models), "gpu")
+    got = run_checks(make_settings(**real_models), "gpu")
     assert got["gpu.devices"].facts["comfyui_device"] == 0
     assert got["gpu.devices"].status is Status.WARN  # power-capped at 79 °C
     assert got["gpu.processes"].status is Status.WARN
@@ -86,14 +83,14 @@ def test_two_gpus_default_is_the_busy_one(fake_nvml, make_settings, real_models)
 
 def test_cuda_device_option_picks_the_gpu(fake_nvml, make_settings, real_models):
     fake_nvml("two_gpus")
-    got = run(make_settings(**real_models), "gpu.devices", cuda_device=1)
+    got = run_checks(make_settings(**real_models), "gpu.devices", cuda_device=1)
     assert got["gpu.devices"].facts["comfyui_device"] == 1 and got["gpu.devices"].facts["chosen_by"] == "--cuda-device"
 
 
 def test_cuda_visible_devices_naming_a_missing_gpu(fake_nvml, make_settings, monkeypatch):
     fake_nvml("two_gpus")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
-    got = run(make_settings(), "cuda.env", "gpu.devices")
+    got = run_checks(make_settings(), "cuda.env", "gpu.devices")
     assert got["cuda.env"].status is Status.FAIL and "'2' names no GPU" in got["cuda.env"].summary
     assert got["gpu.devices"].status is Status.FAIL
 
@@ -101,14 +98,14 @@ def test_cuda_visible_devices_naming_a_missing_gpu(fake_nvml, make_settings, mon
 def test_malformed_alloc_conf(fake_nvml, make_settings, monkeypatch):
     fake_nvml("rtx3090_browser")
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb=512")
-    got = run(make_settings(), "cuda.env")
+    got = run_checks(make_settings(), "cuda.env")
     assert got["cuda.env"].status is Status.FAIL and "max_split_size_mb:512" in got["cuda.env"].fix
 
 
 def test_no_driver(fake_nvml, make_settings, tmp_path):
     fake_nvml("no_driver")
     settings = make_settings(comfyui_python=make_fake_python(tmp_path / "py", "cpu"))
-    got = run(settings, "gpu", "torch.cuda")
+    got = run_checks(settings, "gpu", "torch.cuda")
     driver = got["gpu.driver"]
     assert driver.status is Status.FAIL and "no NVIDIA driver" in driver.summary
     assert "nvidia-smi" in driver.fix
@@ -118,14 +115,14 @@ def test_no_driver(fake_nvml, make_settings, tmp_path):
 
 def test_driver_not_loaded(fake_nvml, make_settings):
     fake_nvml("driver_not_loaded")
-    driver = run(make_settings(), "gpu.driver")["gpu.driver"]
+    driver = run_checks(make_settings(), "gpu.driver")["gpu.driver"]
     assert driver.status is Status.FAIL and "not loaded" in driver.summary and "reboot" in driver.fix
 
 
 def test_driver_older_than_torchs_cuda(fake_nvml, make_settings, tmp_path):
     fake_nvml("old_driver")
     settings = make_settings(comfyui_python=make_fake_python(tmp_path / "py", "cuda124"))
-    torch = run(settings, "torch.cuda")["torch.cuda"]
+    torch = run_checks(settings, "torch.cuda")["torch.cuda"]
     assert torch.status is Status.FAIL
     assert "built for CUDA 12.4" in torch.summary and "up to 11.8" in torch.summary
     assert "cu118" in torch.fix and "update the NVIDIA driver" in torch.fix
@@ -134,7 +131,7 @@ def test_driver_older_than_torchs_cuda(fake_nvml, make_settings, tmp_path):
 def test_too_new_cuda_that_torch_cannot_use(fake_nvml, make_settings, tmp_path):
     fake_nvml("rtx3090_browser")  # driver CUDA 12.4; torch built for 12.8 and is_available() False
     settings = make_settings(comfyui_python=make_fake_python(tmp_path / "py", "too_new"))
-    torch = run(settings, "torch.cuda")["torch.cuda"]
+    torch = run_checks(settings, "torch.cuda")["torch.cuda"]
     assert torch.status is Status.FAIL and "12.8" in torch.summary and "cu124" in torch.fix
     assert any("too old" in line for line in torch.details)
 
@@ -142,21 +139,22 @@ def test_too_new_cuda_that_torch_cannot_use(fake_nvml, make_settings, tmp_path):
 def test_cpu_only_torch_on_a_gpu_machine(fake_nvml, make_settings, tmp_path):
     fake_nvml("rtx3090_browser")
     exe = make_fake_python(tmp_path / "py", "cpu")
-    torch = run(make_settings(comfyui_python=exe), "torch.cuda")["torch.cuda"]
+    torch = run_checks(make_settings(comfyui_python=exe), "torch.cuda")["torch.cuda"]
     assert torch.status is Status.FAIL and "CPU-only" in torch.summary
     assert torch.fix.startswith(f"{exe} -m pip install") and "whl/cu124" in torch.fix
 
 
 def test_torch_crash(fake_nvml, make_settings, tmp_path):
     fake_nvml("rtx3090_browser")
-    torch = run(make_settings(comfyui_python=make_fake_python(tmp_path / "py", "crash")), "torch.cuda")["torch.cuda"]
+    settings = make_settings(comfyui_python=make_fake_python(tmp_path / "py", "crash"))
+    torch = run_checks(settings, "torch.cuda")["torch.cuda"]
     assert torch.status is Status.FAIL and "libcudnn.so.9" in torch.summary
 
 
 def test_torch_hang(fake_nvml, make_settings, tmp_path):
     fake_nvml("rtx3090_browser")
     settings = make_settings(comfyui_python=make_fake_python(tmp_path / "py", "hang"))
-    torch = run(settings, "torch.cuda", torch_timeout=1.0)["torch.cuda"]
+    torch = run_checks(settings, "torch.cuda", torch_timeout=1.0)["torch.cuda"]
     assert torch.status is Status.WARN and "--torch-timeout" in torch.fix
 
 
@@ -165,27 +163,23 @@ def test_comfyui_venv_is_found_beside_the_install(fake_nvml, make_settings, tmp_
     comfy = tmp_path / "ComfyUI"
     exe = make_fake_python(comfy / "venv", "cuda124")
     assert exe == comfy / "venv" / "bin" / "python"
-    torch = run(make_settings(comfyui_dir=comfy), "torch.cuda")["torch.cuda"]
+    torch = run_checks(make_settings(comfyui_dir=comfy), "torch.cuda")["torch.cuda"]
     assert torch.status is Status.OK and torch.facts["python_source"] == "venv"
 
 
 def test_memory_flags_for_comfy_start(fake_nvml, make_settings, real_models):
-    from fluxops.doctor import memory_flags
+    from fluxops.comfy.memory import budget_memory_flags
 
     fake_nvml("rtx3090_browser")
     settings = make_settings(**real_models)
-    assert memory_flags(settings, {}) == []
-    assert memory_flags(settings, {}, width=2560, height=2560) == ["--lowvram", "--reserve-vram", "1"]
+    assert budget_memory_flags(settings, env={}) == []
+    assert budget_memory_flags(settings, env={}, width=2560, height=2560) == ["--lowvram", "--reserve-vram", "1"]
 
 
 def test_the_comfyui_fluxops_started_is_not_another_program(
     fake_nvml, make_settings, real_models, tmp_path, monkeypatch
 ):
     import json
-
-    import psutil
-
-    from tests.doctor.conftest import scenario_path
 
     fake_nvml("two_gpus")
     scenario = json.loads(Path(scenario_path("two_gpus")).read_text(encoding="utf-8"))
@@ -194,19 +188,8 @@ def test_the_comfyui_fluxops_started_is_not_another_program(
     path.write_text(json.dumps(scenario), encoding="utf-8")
     monkeypatch.setenv("FAKE_NVML_SCENARIO", str(path))
     settings = make_settings(**real_models)
-    record = {
-        "pid": os.getpid(),
-        "create_time": psutil.Process().create_time(),
-        "host": "127.0.0.1",
-        "port": settings.port,
-        "command": ["python", "main.py"],
-        "comfyui_dir": "/srv/ComfyUI",
-        "log_path": "/tmp/comfy.log",
-        "started_at": "2026-11-26T07:00:00Z",
-    }
-    (settings.state_dir / "comfy").mkdir(parents=True)
-    (settings.state_dir / "comfy" / "server.json").write_text(json.dumps(record), encoding="utf-8")
-    got = run(settings, "gpu.processes", "gpu.vram_budget")
+    write_server_record(settings, os.getpid(), settings.port)
+    got = run_checks(settings, "gpu.processes", "gpu.vram_budget")
     assert got["gpu.processes"].status is Status.OK
     assert got["gpu.processes"].facts["fluxops_comfyui_pid"] == os.getpid()
     assert got["gpu.vram_budget"].facts["verdict"] == "fits"  # its VRAM is the workload's, not a competitor's

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.doctor.conftest import free_port
 from tests.fakes.comfyui.install import make_comfyui_dir
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX process handling in the fake")
 

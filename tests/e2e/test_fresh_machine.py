@@ -13,13 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.comfy.conftest import free_port
-from tests.conftest import REPO
-from tests.fakes.comfy_python import make_comfyui_python
-from tests.fakes.comfyui.install import make_comfyui_dir
 from tests.fakes.hub import FakeHub
-from tests.fakes.models import small_models, write_manifest
+from tests.fakes.models import FakeModel, small_models
 from tests.fakes.nvml_seam import NVML_FAKE_DIR, scenario_path
+from tests.helpers import REPO, free_port, machine_before_setup
 
 pytestmark = pytest.mark.e2e
 _SKIP = (".git", ".venv*", "venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
@@ -73,65 +70,66 @@ def test_the_whole_flow_from_a_fresh_install(fresh_venv: Path, tmp_path: Path, i
     hub = FakeHub()
     try:
         models = small_models()
-        for model in models:
-            (tmp_path / model.id).write_bytes(model.data)
-            hub.add(model.repo, model.repo_path, tmp_path / model.id)
-        manifest = write_manifest(tmp_path / "scaled.toml", models)
-        comfyui = make_comfyui_dir(tmp_path / "ComfyUI", models={})
-        make_comfyui_python(comfyui, tmp_path / "comfy-python")
+        manifest, comfyui = machine_before_setup(tmp_path, hub, models)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUXOPS_", "PYTHON", "VIRTUAL_ENV"))}
         env.update({"FLUXOPS_COMFYUI_DIR": str(comfyui), "FLUXOPS_MANIFEST": str(manifest),
                     "FLUXOPS_PORT": str(free_port()), "FLUXOPS_STATE_DIR": isolated["FLUXOPS_STATE_DIR"],
                     "HF_ENDPOINT": hub.endpoint, "PYTHONPATH": str(NVML_FAKE_DIR),
                     "FAKE_NVML_SCENARIO": scenario_path("clean_3090")})
         flow = Flow(fresh_venv, tmp_path, env)
-        models_dir = comfyui / "models"
-
-        setup = flow.run("setup")
-        assert setup.returncode == 0, setup.stderr
-        for model in models:
-            assert (models_dir / model.folder / model.filename).read_bytes() == model.data
-        assert hub.served.bytes == sum(len(m.data) for m in models)
-
-        verify = flow.run("verify", "--json")
-        assert verify.returncode == 0 and json.loads(verify.stdout)["data"]["counts"] == {"ok": 5}
-
-        doctor = flow.run("doctor", "--json")
-        assert doctor.returncode == 0, doctor.stdout
-        assert {c["id"]: c["status"] for c in json.loads(doctor.stdout)["data"]["checks"]}["gpu.driver"] == "ok"
-
-        start = flow.run("comfy", "start")
-        assert start.returncode == 0, start.stderr
-        state = json.loads((Path(isolated["FLUXOPS_STATE_DIR"]) / "comfy" / "server.json").read_text())
-        server = psutil.Process(state["pid"])
-
-        out = tmp_path / "images"
-        generate = flow.run("generate", "--prompt", "a red bicycle against a brick wall", "--seed", "7",
-                            "--output", str(out), "--json")
-        assert generate.returncode == 0, generate.stderr
-        images = sorted(out.glob("*.png"))
-        assert len(images) == 1 and "7" in images[0].name
-        sidecar = json.loads(images[0].with_suffix(".json").read_text())
-        assert sidecar["seed"] == 7 and "a red bicycle" in json.dumps(sidecar)
-
-        check = flow.run("generate", "--check")
-        assert check.returncode == 0, check.stderr
-
-        maintain = flow.run("maintain")
-        assert maintain.returncode == 0, maintain.stdout + maintain.stderr
-        assert "all well" in maintain.stdout
-        assert server.is_running()  # it found ComfyUI running, so it left it running
-
-        stop = flow.run("comfy", "stop")
-        assert stop.returncode == 0, stop.stderr
-        assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
-        status = flow.run("comfy", "status")
-        assert status.returncode == 1
+        _set_up_and_check(flow, hub, models, comfyui / "models")
+        _serve_and_generate(flow, Path(isolated["FLUXOPS_STATE_DIR"]), tmp_path / "images")
     finally:
         if "flow" in locals():
             subprocess.run([str(fresh_venv / "bin" / "fluxops"), "comfy", "stop"], env=flow.env, timeout=60,
                            capture_output=True)  # a failed step must not leave ComfyUI running
         hub.close()
+
+
+def _set_up_and_check(flow: Flow, hub: FakeHub, models: list[FakeModel], models_dir: Path) -> None:
+    """setup places every file bit-exact, verify agrees, doctor is content."""
+    setup = flow.run("setup")
+    assert setup.returncode == 0, setup.stderr
+    for model in models:
+        assert (models_dir / model.folder / model.filename).read_bytes() == model.data
+    assert hub.served.bytes == sum(len(m.data) for m in models)
+
+    verify = flow.run("verify", "--json")
+    assert verify.returncode == 0 and json.loads(verify.stdout)["data"]["counts"] == {"ok": 5}
+
+    doctor = flow.run("doctor", "--json")
+    assert doctor.returncode == 0, doctor.stdout
+    assert {c["id"]: c["status"] for c in json.loads(doctor.stdout)["data"]["checks"]}["gpu.driver"] == "ok"
+
+
+def _serve_and_generate(flow: Flow, state_dir: Path, out: Path) -> None:
+    """comfy start, an image, the health check and maintain against it, then comfy stop."""
+    start = flow.run("comfy", "start")
+    assert start.returncode == 0, start.stderr
+    state = json.loads((state_dir / "comfy" / "server.json").read_text())
+    server = psutil.Process(state["pid"])
+
+    generate = flow.run("generate", "--prompt", "a red bicycle against a brick wall", "--seed", "7",
+                        "--output", str(out), "--json")
+    assert generate.returncode == 0, generate.stderr
+    images = sorted(out.glob("*.png"))
+    assert len(images) == 1 and "7" in images[0].name
+    sidecar = json.loads(images[0].with_suffix(".json").read_text())
+    assert sidecar["seed"] == 7 and "a red bicycle" in json.dumps(sidecar)
+
+    check = flow.run("generate", "--check")
+    assert check.returncode == 0, check.stderr
+
+    maintain = flow.run("maintain")
+    assert maintain.returncode == 0, maintain.stdout + maintain.stderr
+    assert "all well" in maintain.stdout
+    assert server.is_running()  # it found ComfyUI running, so it left it running
+
+    stop = flow.run("comfy", "stop")
+    assert stop.returncode == 0, stop.stderr
+    assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
+    status = flow.run("comfy", "status")
+    assert status.returncode == 1
 
 
 def test_ci_runs_the_readme_test_command() -> None:

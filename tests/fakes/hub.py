@@ -9,7 +9,8 @@ It speaks the parts of the Hub protocol fluxops and huggingface_hub use (see doc
   "Invalid credentials in Authorization header" for an unknown token.
 - GET /api/whoami-v2 and /api/models/{org}/{name}/auth-check (HfApi.whoami / HfApi.auth_check).
 - Faults: drop the connection after N body bytes, 503/429 once (Retry-After), ignore Range, serve wrong
-  bytes, 403 once from the CDN (expired signed URL), and a per-connection throughput cap.
+  bytes, 403 once from the CDN (expired signed URL), a 206 once for another range or with another file size
+  in its Content-Range, and a per-connection throughput cap.
 Every body byte sent is counted, so a test can prove what a resume fetched.
 """
 
@@ -54,6 +55,8 @@ class Faults:
     wrong_bytes: bool = False  # one byte in the middle of every file is flipped
     rate: float | None = None  # bytes per second per connection
     cdn_403_once: bool = False  # the next CDN GET answers 403 and every URL signed so far expires
+    shift_range_once: int | None = None  # the next 206 serves (and names) a range this many bytes later
+    total_size_once: int | None = None  # the next 206's Content-Range names a file of this size
 
 
 @dataclass
@@ -272,11 +275,15 @@ class _Handler(BaseHTTPRequestHandler):
             if start >= entry.size or start >= end:
                 return self._error(416, None, "Range Not Satisfiable")
             status = 206
+        total = entry.size
+        if status == 206 and not head:
+            start = min(end - 1, start + int(fake.take_fault("shift_range_once") or 0))  # type: ignore[call-overload]
+            total = int(fake.take_fault("total_size_once") or total)  # type: ignore[call-overload]
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{entry.size}")
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{total}")
         self.send_header("Content-Length", str(end - start))
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()

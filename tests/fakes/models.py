@@ -121,3 +121,22 @@ def flip_byte(path: Path, offset: int = -1) -> None:
         fh.seek(-1, 1)
         fh.write(bytes([b[0] ^ 0xFF]))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def bad_symlink(folder: Path, kind: str, name: str) -> Path:
+    """A symlink named like a manifest file that no stat() can follow: dangling, pointing at itself, or one
+    of two pointing at each other."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / name
+    if kind == "dangling":
+        link.symlink_to(folder / "deleted-long-ago.safetensors")
+    elif kind == "self":
+        link.symlink_to(link)
+    else:  # a loop of two
+        other = folder / "other.safetensors"
+        link.symlink_to(other)
+        other.symlink_to(link)
+    return link
+
+
+SYMLINK_KINDS = ("dangling", "self", "loop")

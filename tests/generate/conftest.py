@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.comfy.conftest import comfy, comfyui_dir, free_port, start_fake  # noqa: F401
+from tests.comfy.conftest import comfy, comfyui_dir, start_fake  # noqa: F401 (fixtures used here)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "comfyui"
 
@@ -46,6 +46,15 @@ class Fake:
 
     def history(self) -> dict[str, Any]:
         return self.get("/history")
+
+
+def without_tracebacks(value: Any) -> Any:
+    """A ComfyUI answer without its tracebacks (they name the server's own files and lines)."""
+    if isinstance(value, dict):
+        return {k: without_tracebacks(v) for k, v in value.items() if k != "traceback"}
+    if isinstance(value, list):
+        return [without_tracebacks(v) for v in value]
+    return value
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
+
 pytestmark = pytest.mark.network
 
 
@@ -43,8 +45,6 @@ def test_stop_after_stops_the_server_it_started(comfy: Any, cli: Any, tmp_path: 
 
 
 def test_no_server_and_no_comfyui_dir(cli: Any, tmp_path: Path) -> None:
-    from tests.comfy.conftest import free_port
-
     result = cli("generate", "--port", str(free_port()), "--output", str(tmp_path / "out"), "--json")
     assert result.returncode == 1
     error = json.loads(result.stdout)["error"]

@@ -11,7 +11,8 @@ import pytest
 from fluxops.comfy import failures
 from fluxops.comfy.client import ComfyClient
 from fluxops.errors import FluxopsError
-from fluxops.generate.runner import Job, RunContext, Runner
+from fluxops.generate.plan import Job
+from fluxops.generate.runner import RunContext, Runner
 from fluxops.generate.workflow import Overrides, build_graph, load_workflow, resolve_params
 from tests.generate.conftest import DATA, Fake
 
@@ -98,8 +99,8 @@ def test_a_400_from_the_server_is_reported_and_nothing_is_left_queued(fake: Fake
 
 def test_gpu_processes_come_from_doctors_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     """The OOM hint's process list is read through doctor's NVML probe, here over the fake NVML seam."""
-    from fluxops.generate import jobs
+    from fluxops.generate import run
     from tests.fakes.nvml_seam import install_fake_nvml
 
     install_fake_nvml(monkeypatch, "rtx3090_browser")
-    assert jobs._gpu_processes() == ["pid 1710 Xorg (180 MiB) on GPU 0", "pid 4242 firefox (1.5 GiB) on GPU 0"]
+    assert run._gpu_processes() == ["pid 1710 Xorg (180 MiB) on GPU 0", "pid 4242 firefox (1.5 GiB) on GPU 0"]

@@ -14,7 +14,7 @@ import websocket
 from PIL import Image
 
 from fluxops.generate.workflow import Overrides, build_graph, load_workflow, resolve_params
-from tests.generate.conftest import DATA, Fake
+from tests.generate.conftest import DATA, Fake, without_tracebacks
 
 pytestmark = pytest.mark.network
 
@@ -156,12 +156,4 @@ def test_recorded_invalid_posts_get_the_recorded_answers_over_http(fake: Fake) -
         if case["status"] == 200:
             assert body["node_errors"] == {} and isinstance(body["number"], int)
         else:
-            assert _without_tracebacks(body) == _without_tracebacks(case["body"]), name
-
-
-def _without_tracebacks(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_tracebacks(v) for k, v in value.items() if k != "traceback"}
-    if isinstance(value, list):
-        return [_without_tracebacks(v) for v in value]
-    return value
+            assert without_tracebacks(body) == without_tracebacks(case["body"]), name

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.fakes.comfyui.validation import Validator
-from tests.generate.conftest import DATA
+from tests.generate.conftest import DATA, without_tracebacks
 
 RECORDED = json.loads((DATA / "invalid_prompts.json").read_text())
 SPECS = json.loads((DATA / "object_info_nodes.json").read_text())
@@ -17,21 +17,13 @@ CASES = [name for name, case in RECORDED.items()
          and "prompt" in (case["request"]["json"] or {})]  # no_prompt is the route's answer: see test_fake_server
 
 
-def _without_tracebacks(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _without_tracebacks(v) for k, v in value.items() if k != "traceback"}
-    if isinstance(value, list):
-        return [_without_tracebacks(v) for v in value]
-    return value
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_recorded_400_bodies(name: str) -> None:
     case = RECORDED[name]
     body = copy.deepcopy(case["request"]["json"])
     ok, error, outputs, node_errors = Validator(SPECS).validate_prompt(body["prompt"])
     assert not ok and outputs == []
-    assert _without_tracebacks({"error": error, "node_errors": node_errors}) == _without_tracebacks(case["body"])
+    assert without_tracebacks({"error": error, "node_errors": node_errors}) == without_tracebacks(case["body"])
 
 
 def test_coercions_are_accepted_and_stored_converted() -> None:

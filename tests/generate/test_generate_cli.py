@@ -9,18 +9,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from fluxops.generate.workflow import PRESETS, Overrides, build_graph, load_workflow, resolve_params
+from fluxops.generate.workflow import PRESETS, load_workflow
 from fluxops.models.manifest import load_manifest
 from fluxops.settings import packaged_manifest
 from tests.generate.conftest import Fake
 
 pytestmark = pytest.mark.network
-
-
-def expected_graph(preset: str = "production", seed: int = 1, **overrides: Any) -> dict[str, Any]:
-    wf = load_workflow()
-    params = resolve_params(wf, preset, Overrides(**overrides), seed)
-    return build_graph(wf, params, load_manifest(packaged_manifest()))
 
 
 def document(result: Any) -> dict[str, Any]:
@@ -70,7 +64,7 @@ def test_every_override_reaches_the_graph(generate: Any, fake: Fake) -> None:
         assert image.size == (768, 512)
 
 
-def test_image_and_sidecar(generate: Any, fake: Fake, tmp_path: Path) -> None:
+def test_image_and_sidecar(generate: Any, tmp_path: Path) -> None:
     result = generate("--seed", "5", "--json")
     assert result.returncode == 0, result.stderr
     data = document(result)["data"]
@@ -191,6 +185,17 @@ def test_server_dies_mid_run(generate: Any, fake: Fake) -> None:
     assert error["code"] == "generate.server_gone" and "stopped answering" in error["message"]
     assert "fluxops comfy logs" in error["hint"]
     fake.proc.wait(timeout=10)
+
+
+def test_an_answer_that_is_not_json_is_an_error(generate: Any, fake: Fake, tmp_path: Path) -> None:
+    fake.faults(bad_json=True)
+    result = generate("--count", "2", "--json")
+    assert result.returncode == 1
+    error = document(result)["error"]
+    assert error["code"] == "comfy.bad_response"
+    assert error["message"] == f"POST /prompt at {fake.url}/prompt did not return JSON: is this a ComfyUI server?"
+    assert fake.received()["count"] == 1  # nothing more was sent after the garbage answer
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("fault", ["drop_ws", "no_ws"])

@@ -3,53 +3,35 @@ leaves other clients' prompts alone, and exits 130."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.generate.conftest import Fake
+from tests.helpers import spawn_fluxops, stopping, wait_until
 
 pytestmark = pytest.mark.network
 
 
-def _wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
-
-
 def test_ctrl_c_removes_only_its_own_prompts(isolated: dict[str, str], fake: Fake, tmp_path: Path) -> None:
     fake.faults(step_seconds=0.5)  # 5 s per prompt of ours: the interrupt ends the running one
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "fluxops", "generate", "--port", str(fake.port), "--count", "3",
-                             "--output", str(tmp_path / "out")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_until(lambda: len(fake.get("/queue")["queue_pending"]) == 2)  # ours: 1 running, 2 pending
+    with stopping(spawn_fluxops("generate", "--port", str(fake.port), "--count", "3", "--output",
+                                str(tmp_path / "out"))) as proc:
+        wait_until(lambda: len(fake.get("/queue")["queue_pending"]) == 2)  # ours: 1 running, 2 pending
         graph = fake.received()["prompts"][0]["prompt"]
         graph["7"]["inputs"]["steps"] = 1
         other = fake.post("/prompt", {"prompt": graph, "client_id": "someone", "prompt_id": f"other-{uuid.uuid4()}"})
-        _wait_until(lambda: len(fake.get("/queue")["queue_pending"]) == 3)
+        wait_until(lambda: len(fake.get("/queue")["queue_pending"]) == 3)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert "interrupted (Ctrl-C)" in stderr and "removed this run's 3 unfinished prompt(s)" in stderr
     ours = [body["prompt_id"] for body in fake.received()["prompts"][:3]]
-    _wait_until(lambda: ours[0] in fake.history())
+    wait_until(lambda: ours[0] in fake.history())
     history = fake.history()
     assert history[ours[0]]["status"]["messages"][-1][0] == "execution_interrupted"
     assert ours[1] not in history and ours[2] not in history  # deleted before they ran
-    _wait_until(lambda: other["prompt_id"] in fake.history())  # the other client's prompt still runs
+    wait_until(lambda: other["prompt_id"] in fake.history())  # the other client's prompt still runs
     assert fake.history()[other["prompt_id"]]["status"]["status_str"] == "success"

@@ -7,9 +7,13 @@ from typing import Any
 
 import pytest
 
+from fluxops.comfy.client import ComfyClient
 from fluxops.errors import FluxopsError
 from fluxops.generate.nodespec import check_graph, parse_input, parse_object_info, raise_for
+from fluxops.generate.plan import GenerateRequest, plan
+from fluxops.generate.run import check_against_server
 from fluxops.generate.workflow import Overrides, build_graph, load_workflow, resolve_params
+from tests.fakes.http_stub import StubServer
 from tests.generate.conftest import DATA
 
 SPECS = parse_object_info(json.loads((DATA / "object_info_nodes.json").read_text()))
@@ -82,3 +86,24 @@ def test_both_combo_forms_parse() -> None:
     legacy = parse_input("x", [["a", "b"], {}], True)
     v3 = parse_input("x", ["COMBO", {"options": ["a", "b"], "multiselect": False}], True)
     assert legacy.options == v3.options == ("a", "b") and legacy.type == v3.type == "COMBO"
+
+
+@pytest.mark.network
+def test_later_jobs_add_only_their_own_seed_problems() -> None:
+    """Jobs differ only in their seed: a seed past the server's maximum is reported for the job that has it,
+    and the problems every job shares are reported once."""
+    info = json.loads((DATA / "object_info_nodes.json").read_text())
+    info["KSampler"]["input"]["required"]["seed"][1]["max"] = 100
+
+    def route(path: str, _headers: Any) -> tuple[int, dict[str, str], Any]:
+        name = path.removeprefix("/object_info/")
+        return 200, {}, {name: info[name]} if name in info else {}
+
+    request = GenerateRequest(overrides=Overrides(steps=0), seed=99, count=3)
+    with StubServer(route) as server, pytest.raises(FluxopsError) as raised:
+        check_against_server(ComfyClient(server.url), plan(request, None))
+    assert raised.value.message.splitlines() == [
+        "2 problems, nothing was sent to ComfyUI:",
+        "  - Sampler (KSampler #7): --steps 0 is below the minimum of 1",
+        "  - Sampler (KSampler #7): --seed 101 is above the maximum of 100",
+    ]

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.comfy.conftest import free_port
-from tests.fakes.comfy_python import make_comfyui_python
-from tests.fakes.comfyui.install import make_comfyui_dir
 from tests.fakes.hub import FakeHub
-from tests.fakes.models import flip_byte, small_models, write_manifest
+from tests.fakes.models import flip_byte, small_models
 from tests.fakes.nvml_seam import nvml_env
+from tests.helpers import free_port, machine_before_setup
 
 MODELS = small_models()
 
@@ -43,14 +41,7 @@ def hub():
 @pytest.fixture
 def month(cli, hub: FakeHub, tmp_path: Path, isolated: dict[str, str]) -> Month:
     """A machine after `fluxops setup` from the fake Hub: ComfyUI (fake) installed, GPU (fake) healthy."""
-    source = tmp_path / "hub-files"
-    source.mkdir()
-    for model in MODELS:
-        (source / model.id).write_bytes(model.data)
-        hub.add(model.repo, model.repo_path, source / model.id)
-    manifest = write_manifest(tmp_path / "models.toml", MODELS)
-    comfyui = make_comfyui_dir(tmp_path / "ComfyUI", models={})
-    make_comfyui_python(comfyui, tmp_path / "comfy-python")
+    manifest, comfyui = machine_before_setup(tmp_path, hub, MODELS)
     env = {"FLUXOPS_COMFYUI_DIR": str(comfyui), "FLUXOPS_MANIFEST": str(manifest),
            "FLUXOPS_PORT": str(free_port()), "HF_ENDPOINT": hub.endpoint, **nvml_env("clean_3090")}
     setup = cli("setup", env=env)
@@ -137,3 +128,50 @@ def test_an_overlapping_run_is_refused_cleanly(cli, month: Month) -> None:
     assert "in use by fluxops maintain (pid 4242" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert month.history() == []
+
+
+def test_a_step_that_raises_is_a_failed_finding_and_the_run_still_records_itself(cli, month: Month) -> None:
+    partials = month.models / ".fluxops-partial"
+    (partials / f"{'cd' * 32}.part").mkdir(parents=True)  # an orphaned part that is a directory: unlink fails
+    proc = maintain(cli, month, "--no-health-check", "--json")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    by_id = findings(doc)
+    assert by_id["cleanup.partials"]["status"] == "fail"
+    assert "IsADirectoryError" in by_id["cleanup.partials"]["summary"]
+    assert by_id["cleanup.logs"]["status"] == "ok" and by_id["gpu.health"]["status"] == "ok"  # the rest ran
+    report = Path(doc["data"]["report"])
+    assert report.is_file() and report.with_suffix(".txt").is_file()
+    assert "cleanup.partials" in report.with_suffix(".txt").read_text()
+    assert month.history()[-1]["failures"] >= 1 and month.history()[-1]["report"] == str(report)
+
+
+def test_old_rotated_logs_and_reports_beyond_the_kept_ones_are_removed(cli, month: Month) -> None:
+    import os
+    import time
+
+    from fluxops.maintain.run import LOG_MAX_AGE_DAYS, REPORTS_KEPT
+
+    logs = month.state / "comfy" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    old = time.time() - (LOG_MAX_AGE_DAYS + 5) * 86400
+    for name, mtime in (("comfyui.log", old), ("comfyui.log.1", time.time() - 86400), ("comfyui.log.2", old)):
+        (logs / name).write_text(f"{name}\n")
+        os.utime(logs / name, (mtime, mtime))
+    reports = month.state / "maintain" / "reports"
+    reports.mkdir(parents=True)
+    stamps = [f"2024{month_no:02d}01T041700Z" for month_no in range(1, 13)]
+    stamps += [f"2025{month_no:02d}01T041700Z" for month_no in range(1, REPORTS_KEPT - 12 + 3)]  # two too many
+    for stamp in stamps:
+        (reports / f"{stamp}.json").write_text("{}")
+        (reports / f"{stamp}.txt").write_text("old run\n")
+    proc = maintain(cli, month, "--no-health-check", "--json")
+    finding = findings(json.loads(proc.stdout))["cleanup.logs"]
+    assert finding["status"] == "ok" and finding["facts"] == {"removed": 5}
+    assert not (logs / "comfyui.log.2").exists()  # rotated and old: removed
+    assert (logs / "comfyui.log.1").exists() and (logs / "comfyui.log").exists()  # recent, and the current one
+    for stamp in stamps[:2]:
+        assert not (reports / f"{stamp}.json").exists() and not (reports / f"{stamp}.txt").exists()
+    for stamp in stamps[2:]:
+        assert (reports / f"{stamp}.json").exists() and (reports / f"{stamp}.txt").exists()

@@ -101,6 +101,15 @@ def test_systemd_refuses_to_overwrite_a_foreign_unit(cli, fake_tools, isolated) 
     assert (unit_dir / "fluxops-maintain.service").read_text() == "[Service]\nExecStart=/bin/true\n"
 
 
+def test_conflicting_actions_are_a_usage_error_like_other_commands(cli, fake_tools) -> None:
+    proc = cli("maintain", "schedule", "--install", "--uninstall", env=fake_tools)
+    assert proc.returncode == 2
+    assert "choose one of --print, --install, --uninstall" in proc.stderr
+    assert "Usage: fluxops maintain schedule" in proc.stderr  # the command's usage, as for `comfy logs -f --json`
+    assert "fluxops config" not in proc.stderr  # not a config problem
+    assert not Path(fake_tools["FAKE_CRONTAB_FILE"]).exists()
+
+
 def test_missing_crontab_is_a_clear_error(cli, tmp_path: Path) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()

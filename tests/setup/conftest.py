@@ -7,16 +7,14 @@ import json
 import os
 import struct
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.fakes.hub import FakeHub
+from tests.helpers import spawn_fluxops, stopping, wait_until
 
 SEGMENT = 256 * 1024  # small segments, so a file of a few MiB has several
 GOOD_TOKEN = "hf_goodtokenAAAAbcd1234"
@@ -119,15 +117,10 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
 
 def spawn(scaled: Scaled, *args: str, stderr: Path | None = None, **env: str) -> subprocess.Popen[str]:
     """`fluxops setup ARGS` as a background process (for kill -9, Ctrl-C and lock tests)."""
-    full = {**os.environ, **scaled.env(**env), "PYTHONPATH": str(REPO)}
-    err = stderr.open("w") if stderr is not None else subprocess.PIPE
-    return subprocess.Popen([sys.executable, "-m", "fluxops", "setup", *args], env=full, text=True,
-                            stdout=subprocess.PIPE, stderr=err)
+    return spawn_fluxops("setup", *args, env=scaled.env(**env), stderr=stderr)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
+def kill_partway(scaled: Scaled, served: float, **env: str) -> None:
+    """`fluxops setup` in the background, killed (-9) once the Hub has served `served` bytes, and reaped."""
+    with stopping(spawn(scaled, **env)):
+        wait_until(lambda: scaled.hub.served.bytes >= served)

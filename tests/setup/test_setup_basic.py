@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.setup.conftest import Scaled, spawn, tree, wait_until
+from tests.fakes.models import SYMLINK_KINDS, bad_symlink
+from tests.setup.conftest import Scaled, kill_partway, tree
 
 pytestmark = pytest.mark.network
 
@@ -62,14 +63,19 @@ def test_dry_run_prints_the_plan_and_touches_nothing(cli, scaled: Scaled) -> Non
     assert "total to fetch" in human.stdout and "free at" in human.stdout
 
 
+@pytest.mark.parametrize("kind", SYMLINK_KINDS)
+def test_dry_run_passes_over_a_broken_symlink_in_a_models_folder(cli, scaled: Scaled, kind: str) -> None:
+    bad_symlink(scaled.models / "checkpoints", kind, "ae.safetensors")  # the missing VAE's name, elsewhere
+    result = cli("setup", "--dry-run", "--json", env=scaled.env())
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    plan = {f["id"]: f for f in json.loads(result.stdout)["data"]["files"]}
+    assert plan["vae"]["state"] == "missing" and plan["vae"]["action"] == "download"
+
+
 def test_dry_run_shows_the_resume_point_of_a_partial(cli, scaled: Scaled) -> None:
     scaled.hub.faults.rate = 300_000
-    proc = spawn(scaled, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
-    try:
-        wait_until(lambda: scaled.hub.served.bytes >= 1_200_000)
-    finally:
-        proc.kill()
-        proc.communicate()
+    kill_partway(scaled, 1_200_000, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
     scaled.hub.faults.rate = None
     result = cli("setup", "--dry-run", "--json", env=scaled.env())
     plan = {f["id"]: f for f in json.loads(result.stdout)["data"]["files"]}
@@ -140,7 +146,7 @@ def test_corrupt_file_is_reported_and_replaced_only_with_repair(cli, scaled: Sca
 
 
 def test_doctors_bytes_to_download_counts_partials_and_placed_files(cli, scaled: Scaled, tmp_path) -> None:
-    from fluxops.doctor.models import scan_models
+    from fluxops.doctor.checks_models import scan_models
     from fluxops.models.manifest import load_manifest
     from fluxops.settings import load_settings
 
@@ -152,12 +158,7 @@ def test_doctors_bytes_to_download_counts_partials_and_placed_files(cli, scaled:
 
     assert remaining_bytes() == scaled.total
     scaled.hub.faults.rate = 300_000
-    proc = spawn(scaled, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
-    try:
-        wait_until(lambda: scaled.hub.served.bytes >= 1_000_000)
-    finally:
-        proc.kill()
-        proc.communicate()
+    kill_partway(scaled, 1_000_000, FLUXOPS_CONNECTIONS="1", FLUXOPS_JOBS="1")
     partway = remaining_bytes()
     assert scaled.total - scaled.hub.served.bytes <= partway < scaled.total
     scaled.hub.faults.rate = None

@@ -11,6 +11,8 @@ FAKE_COMFYUI_DIE_AT_STEP         N: the process exits (code 1) at sampler step N
 FAKE_COMFYUI_DROP_WS             "1": when a prompt starts, close every WebSocket and refuse new ones
 FAKE_COMFYUI_NO_WS               "1": /ws answers 404 (no WebSocket at all)
 FAKE_COMFYUI_BLANK               "1": SaveImage writes flat single-colour images
+FAKE_COMFYUI_BAD_JSON            "1": POST /prompt answers 200 with an HTML page instead of JSON (queues nothing),
+                                 as a proxy or another program on the port would
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class ExecFaults:
     drop_ws: bool = False
     no_ws: bool = False
     blank: bool = False
+    bad_json: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExecFaults:

@@ -39,6 +39,8 @@ async def post_prompt(request: web.Request) -> web.Response:
     executor.post_log.append({"finished_before": len(comfy.history), "queue_remaining": comfy.queue_remaining()})
     if not isinstance(body, dict):
         return web.Response(status=500, text=_NOT_JSON)
+    if executor.faults.bad_json:
+        return web.Response(status=200, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
     if "number" in body:
         number: Any = float(body["number"])
     else:

@@ -1,82 +1,24 @@
-"""Plan and execute a `generate` run: the graphs to submit (one per prompt, distinct seeds), checked against
-the server's node specs before anything is sent, the context every sidecar records, and the run itself
-(with the health check's verdict for `--check`). The CLI and the monthly maintain job both call `execute`."""
+"""Execute a `generate` plan (`fluxops.generate.plan`): reach (or start) the server, check every graph against
+its node specs before anything is sent, gather the context every sidecar records, run the jobs, and judge the
+health check's image for `--check`. The CLI and the monthly maintain job both call `execute`."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fluxops.comfy.client import ComfyClient, is_loopback
-from fluxops.errors import FluxopsError
 from fluxops.generate.healthcheck import Verdict, assess
-from fluxops.generate.nodespec import check_graph, parse_object_info, raise_for
-from fluxops.generate.runner import Event, Job, RunContext, Runner, RunResult
+from fluxops.generate.nodespec import ProblemKind, check_graph, parse_object_info, raise_for
+from fluxops.generate.plan import Plan
+from fluxops.generate.runner import Event, RunContext, Runner, RunResult
 from fluxops.generate.serverconn import connect, stop_if_started
-from fluxops.generate.workflow import (
-    DEFAULT_PRESET,
-    Overrides,
-    Workflow,
-    build_graph,
-    load_workflow,
-    model_names,
-    resolve_params,
-)
-from fluxops.models.manifest import Manifest, load_manifest
+from fluxops.generate.workflow import model_names
 from fluxops.settings import Settings
 from fluxops.units import gib
-
-SEED_LIMIT = 2**64  # KSampler's seed range is 0..18446744073709551615
-CHECK_SEED = 20240601
-CHECK_PROMPT = "a white ceramic coffee mug on a light oak table, soft window light, product photograph"
-
-
-@dataclass(frozen=True)
-class GenerateRequest:
-    preset: str = DEFAULT_PRESET
-    overrides: Overrides = field(default_factory=Overrides)
-    seed: int | None = None  # None: a random one (printed, so the image can be reproduced)
-    count: int = 1
-    workflow: Path | None = None
-    check: bool = False  # the health check: assess the image after the run
-
-    @classmethod
-    def health_check(cls, overrides: Overrides, workflow: Path | None = None) -> GenerateRequest:
-        """Production preset, fixed seed and prompt, one image (size overrides allowed)."""
-        fixed = Overrides(prompt=CHECK_PROMPT, width=overrides.width, height=overrides.height, batch=1)
-        return cls(preset=DEFAULT_PRESET, overrides=fixed, seed=CHECK_SEED, count=1, workflow=workflow, check=True)
-
-
-@dataclass(frozen=True)
-class Plan:
-    request: GenerateRequest
-    workflow: Workflow
-    manifest: Manifest | None
-    jobs: list[Job]
-
-    @property
-    def seeds(self) -> list[int]:
-        return [job.params.seed for job in self.jobs]
-
-
-def plan(request: GenerateRequest, manifest_path: Path | None) -> Plan:
-    """Load the workflow and manifest, resolve every job's parameters and graph. Needs no server."""
-    if request.count < 1:
-        raise FluxopsError("workflow.invalid_value", f"--count {request.count}: at least 1")
-    if request.seed is not None and not 0 <= request.seed < SEED_LIMIT:
-        raise FluxopsError("workflow.invalid_value", f"--seed {request.seed} is outside 0..{SEED_LIMIT - 1}")
-    workflow = load_workflow(request.workflow)
-    manifest = load_manifest(manifest_path) if manifest_path is not None else None
-    base = request.seed if request.seed is not None else secrets.randbelow(2**48)
-    jobs = []
-    for index in range(request.count):
-        params = resolve_params(workflow, request.preset, request.overrides, (base + index) % SEED_LIMIT)
-        jobs.append(Job(index=index, params=params, graph=build_graph(workflow, params, manifest)))
-    return Plan(request, workflow, manifest, jobs)
 
 
 def check_against_server(client: ComfyClient, plan: Plan) -> None:
@@ -87,8 +29,10 @@ def check_against_server(client: ComfyClient, plan: Plan) -> None:
         info.update(client.object_info(name))  # {} for a class this server lacks
     specs = parse_object_info(info)
     problems = check_graph(plan.jobs[0].graph, specs)
+    sampler, seed = plan.workflow.roles["sampler"], plan.workflow.seed_input
     for job in plan.jobs[1:]:  # jobs differ only in their seed; check it anyway
-        problems.extend(p for p in check_graph(job.graph, specs) if p.kind == "invalid_value" and "seed" in p.message)
+        problems.extend(p for p in check_graph(job.graph, specs)
+                        if p.kind is ProblemKind.INVALID_VALUE and p.node_id == sampler and p.input == seed)
     raise_for(problems)
 
 

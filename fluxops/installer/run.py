@@ -123,8 +123,7 @@ def _carry_out(plan: InstallPlan, on_step: StepSink, on_output: OutputSink | Non
 def install(req: InstallRequest, mutex: Path, on_step: StepSink, on_output: OutputSink | None = None,
             on_plan: Callable[[InstallPlan], None] | None = None) -> InstallResult:
     """Plan, then do what the plan says; a plan with nothing to do returns at once."""
-    with exclusive(mutex, "fluxops comfy install", wait=False, on_wait=lambda _: None, busy=str(req.target),
-                   hint="wait for the other install to finish"):
+    with exclusive(mutex, "fluxops comfy install", wait=False, on_wait=lambda _: None, busy=str(req.target)):
         plan = make_plan(req)
         if on_plan is not None and not plan.nothing_to_do:
             on_plan(plan)

@@ -19,20 +19,13 @@ def test_write_atomic_replaces_whole_and_leaves_no_temporary(tmp_path: Path) -> 
     assert [p.name for p in target.parent.iterdir()] == ["state.json"]
 
 
-def test_write_new_never_overwrites(tmp_path: Path) -> None:
-    target = tmp_path / "image.png"
-    files.write_new(target, b"first")
-    with pytest.raises(FileExistsError):
-        files.write_new(target, b"second")
-    assert target.read_bytes() == b"first"
-    assert [p.name for p in tmp_path.iterdir()] == ["image.png"]
+@pytest.mark.parametrize("hard_links", [True, False], ids=["links", "no-links"])
+def test_write_new_never_overwrites(tmp_path: Path, monkeypatch, hard_links: bool) -> None:
+    if not hard_links:  # a FAT/exFAT volume or a share without hard links
+        def no_links(src, dst):
+            raise OSError(errno.EPERM, "Operation not permitted")
 
-
-def test_write_new_without_hard_links_still_refuses_to_overwrite(tmp_path: Path, monkeypatch) -> None:
-    def no_links(src, dst):  # a FAT/exFAT volume or a share without hard links
-        raise OSError(errno.EPERM, "Operation not permitted")
-
-    monkeypatch.setattr(os, "link", no_links)
+        monkeypatch.setattr(os, "link", no_links)
     target = tmp_path / "image.png"
     files.write_new(target, b"first")
     with pytest.raises(FileExistsError):

@@ -31,6 +31,7 @@ from fluxops.models.manifest import Manifest, ModelSpec
 from fluxops.models.verify import State, verify
 from fluxops.settings import Settings
 from fluxops.setup.preflight import check_disk, choose_source, free_bytes
+from fluxops.units import human_bytes
 
 CORRUPT = (State.WRONG_SIZE, State.MALFORMED, State.HASH_MISMATCH)
 
@@ -182,7 +183,7 @@ def _download_all(settings: Settings, manifest: Manifest, hub: Hub, plans: list[
                 wait(futures)
                 kept = sum(resume_point(models_dir, manifest.by_id(p.id).sha256, p.size) for p in plans
                            if p.action != "placed")
-                raise FluxopsError("setup.interrupted", f"interrupted: {kept / 2**20:.1f} MiB kept in "
+                raise FluxopsError("setup.interrupted", f"interrupted: {human_bytes(kept)} kept in "
                                    f"{models_dir / PARTIAL_DIR} for the resume") from None
             for future in futures:
                 future.result()

@@ -11,27 +11,13 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from fluxops.errors import FluxopsError
 from fluxops.installer.proc import OutputSink, run_quiet, run_streamed
+from fluxops.models.manifest import ComfyPin
 
 LOCK_NAME = "fluxops-lock.json"
-
-
-@dataclass(frozen=True)
-class ComfyPin:
-    """The ComfyUI release a manifest pins: a tag that must resolve to this commit."""
-
-    url: str
-    tag: str
-    commit: str
-    python: str = ">=3.9"  # ComfyUI's own requires-python
-
-    @property
-    def short(self) -> str:
-        return f"{self.tag} ({self.commit[:12]})"
 
 
 def _distro_ids(os_release: Path) -> set[str]:

@@ -14,8 +14,9 @@ from typing import Any
 
 from fluxops import __version__
 from fluxops.files import write_atomic
-from fluxops.installer.gitrepo import LOCK_NAME, ComfyPin
+from fluxops.installer.gitrepo import LOCK_NAME
 from fluxops.machine.torchbuild import TorchChoice
+from fluxops.models.manifest import ComfyPin
 
 SCHEMA = "fluxops-comfyui-lock/1"
 

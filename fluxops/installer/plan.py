@@ -18,6 +18,7 @@ from fluxops.errors import FluxopsError
 from fluxops.installer import gitrepo, pyenv
 from fluxops.installer.lockfile import read_lock
 from fluxops.machine.torchbuild import TorchChoice
+from fluxops.models.manifest import ComfyPin
 
 GIB = 1024**3
 # Rough space each step takes (the torch build's own figure is in the torch table): a shallow checkout,
@@ -30,7 +31,7 @@ REQUIREMENTS_BYTES = 3 * GIB // 2
 @dataclass(frozen=True)
 class InstallRequest:
     target: Path
-    pin: gitrepo.ComfyPin
+    pin: ComfyPin
     creator: Path  # the interpreter that creates the venv
     choice: TorchChoice
     env: Mapping[str, str]

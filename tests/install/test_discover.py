@@ -70,3 +70,15 @@ def test_unreadable_tool_configs_are_skipped(tmp_path: Path) -> None:
     (home / ".config" / "ComfyUI").mkdir(parents=True)
     (home / ".config" / "ComfyUI" / "config.json").write_text("{not json")
     assert discover(tmp_path, {"HOME": str(home)}, "linux") is None
+
+
+def test_commands_say_where_they_found_comfyui(cli, isolated, tmp_path: Path) -> None:
+    found = comfyui(Path(isolated["HOME"]) / "ComfyUI")
+    shown = cli("config", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)["data"]
+    assert rows["comfyui_dir"] == {"value": str(found.resolve()), "source": "discovered"}
+    assert rows["models_dir"]["value"] == str(found.resolve() / "models")
+    assert f"note: using the ComfyUI found at {found.resolve()} (~/ComfyUI)" in shown.stderr
+    verify = cli("verify")
+    assert f"using the ComfyUI found at {found.resolve()}" in verify.stderr

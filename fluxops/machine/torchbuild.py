@@ -18,8 +18,12 @@ No NVIDIA GPU: the ROCm build when an AMD GPU with the ROCm kernel driver is the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fluxops.machine.gpu import GpuProbe
 
 DEFAULT_INDEX_BASE = "https://download.pytorch.org/whl"
 
@@ -169,6 +173,30 @@ class TorchChoice:
                 "problem": self.problem}
 
 
+_NO_NVIDIA = ("library_not_found", "not_installed")  # no driver at all: not a GPU box (as far as NVIDIA goes)
+
+
+def machine_facts(probe: GpuProbe, env: Mapping[str, str], amd_rocm: bool = False, platform: str = "linux"
+                  ) -> MachineFacts:
+    """The chooser's input from what NVML answered, for the GPUs CUDA will see (CUDA_VISIBLE_DEVICES)."""
+    from fluxops.machine.cudaenv import select_device
+
+    if not probe.loaded:
+        problem = None if probe.error_kind in _NO_NVIDIA else (probe.error or probe.error_kind)
+        return MachineFacts(nvidia_problem=problem, amd_rocm=amd_rocm, platform=platform)
+    visible = select_device(probe.devices, env, None).visible
+    if not visible:
+        return MachineFacts(nvidia_problem=f"driver {probe.driver_version} is loaded but CUDA sees no GPU",
+                            driver_version=probe.driver_version, amd_rocm=amd_rocm, platform=platform)
+    unknown = [d for d in visible if d.compute_capability is None]
+    if unknown:
+        return MachineFacts(nvidia_problem=f"NVML does not say which architecture GPU {unknown[0].index} is",
+                            driver_version=probe.driver_version, platform=platform)
+    gpus = tuple(GpuArch(d.index, d.name, d.compute_capability) for d in visible if d.compute_capability)
+    return MachineFacts(gpus=gpus, cuda_ceiling=probe.cuda_driver_version, driver_version=probe.driver_version,
+                        amd_rocm=amd_rocm, platform=platform)
+
+
 def index_url(base: str, tag: str) -> str:
     return f"{base.rstrip('/')}/{tag}"
 
@@ -282,8 +310,8 @@ def choose_torch(facts: MachineFacts, *, force_cpu: bool = False, index_override
     if facts.gpus:
         return _choose_cuda(facts, index_base)
     if facts.nvidia_problem:
-        return TorchChoice(None, None, "", problem=f"the NVIDIA driver cannot be asked about its GPUs "
-                           f"({facts.nvidia_problem}): fix the driver (see `fluxops doctor gpu`), or pass --cpu")
+        return TorchChoice(None, None, "", problem=f"the NVIDIA driver cannot tell which GPUs there are "
+                           f"({facts.nvidia_problem}): fix that (see `fluxops doctor gpu`), or pass --cpu")
     if facts.amd_rocm and facts.platform == "linux":
         return TorchChoice(ROCM, index_url(index_base, ROCM.tag), "an AMD GPU with the ROCm kernel driver "
                            "(/dev/kfd) and no NVIDIA GPU: the ROCm build")

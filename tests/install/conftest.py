@@ -8,7 +8,6 @@ constraints file) would leak into the installs under test; each is overridden wi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,12 +34,11 @@ def index_server(pyindex_tree: Path) -> Iterator[IndexServer]:
 
 
 def pip_env(server: IndexServer, scratch: Path) -> dict[str, str]:
-    """Environment for a process whose pip must use only the local indexes."""
+    """The PIP_* variables that make pip use only the local indexes."""
     empty = scratch / "pip-empty"
     empty.mkdir(parents=True, exist_ok=True)
     (scratch / "pip-no-constraints.txt").write_text("", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update({
+    return {
         "PIP_INDEX_URL": f"{server.pypi}/",
         "PIP_EXTRA_INDEX_URL": f"{server.pypi}/",
         "PIP_FIND_LINKS": str(empty),
@@ -48,5 +46,8 @@ def pip_env(server: IndexServer, scratch: Path) -> dict[str, str]:
         "PIP_CACHE_DIR": str(scratch / "pip-cache"),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_DEFAULT_TIMEOUT": "20",
-    })
-    return env
+    }
+
+
+def without_pip_settings(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not k.startswith("PIP_")}

@@ -280,11 +280,16 @@ def install(
 ) -> None:
     """Install the manifest's ComfyUI release with the torch build this GPU and driver can run.
 
-    Clones the pinned tag (checked against the pinned commit), makes DIR/venv, installs torch, torchvision and
-    torchaudio from the chosen index, then ComfyUI's requirements with torch pinned; records it all in
-    DIR/fluxops-lock.json, saves comfyui_dir in the config file, and ends with doctor's gpu and torch checks.
-    A rerun finishes an interrupted install and does nothing to a finished one. Takes `comfy start`'s options
-    too: --comfyui-dir is the same as DIR; the others are ignored.
+    Clones the pinned tag (checked against its pinned commit) and makes DIR/venv.
+
+    Installs torch, torchvision and torchaudio from the index chosen for this machine, then ComfyUI's
+    requirements with torch pinned.
+
+    Records it in DIR/fluxops-lock.json, saves comfyui_dir in the config file, runs doctor's gpu and torch checks.
+
+    A rerun finishes an interrupted install and leaves a finished one alone.
+
+    Takes `comfy start`'s options too: --comfyui-dir is the same as DIR; the others are ignored.
     """
     out = Output("comfy install", json_mode=json_out)
     with guarded(out):

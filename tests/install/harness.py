@@ -7,20 +7,21 @@ tag of the local repository.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import tomlkit
 
 from fluxops.settings import packaged_manifest
-from tests.conftest import REPO
 from tests.fakes.comfyui_repo import ComfyRepo
 from tests.fakes.nvml_seam import nvml_env
 from tests.fakes.pyindex import IndexServer
+from tests.helpers import run_fluxops, spawn_fluxops
 from tests.install.conftest import pip_env
 
 _DROP = ("FLUXOPS_", "HF_", "HUGGING", "PIP_")
@@ -58,21 +59,20 @@ def point_at(env: dict[str, str], server: IndexServer, root: Path) -> dict[str, 
     return {**env, **pip_env(server, root), "FLUXOPS_TORCH_INDEX_BASE": server.whl}
 
 
-def fluxops_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fluxops", *args]
-
-
 def run_cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    cwd = Path(env["HOME"]).parent / "work"
-    return subprocess.run(fluxops_argv(*args), capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return run_fluxops(*args, env=env, timeout=timeout, cwd=Path(env["HOME"]).parent / "work")
 
 
 def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    """The CLI in its own process group, so a test can signal it and the pip below it, as a terminal would."""
-    cwd = Path(env["HOME"]).parent / "work"
-    return subprocess.Popen(fluxops_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL)
+    return spawn_fluxops(*args, env=env, cwd=Path(env["HOME"]).parent / "work")
+
+
+def signal_tree(proc: subprocess.Popen[str], sig: int) -> None:
+    """`sig` to fluxops and every process below it (pip), as a terminal sends Ctrl-C to its foreground group."""
+    parent = psutil.Process(proc.pid)
+    for process in [parent, *parent.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(sig)
 
 
 def data(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -89,4 +89,5 @@ def git_out(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
-__all__ = ["REPO", "data", "git_out", "install_env", "lock", "point_at", "run_cli", "start_cli", "write_manifest"]
+__all__ = ["data", "git_out", "install_env", "lock", "point_at", "run_cli", "signal_tree", "start_cli",
+           "write_manifest"]

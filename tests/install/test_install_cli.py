@@ -18,10 +18,11 @@ import pytest
 
 from tests.fakes.comfyui_repo import ComfyRepo
 from tests.fakes.pyindex import IndexServer
-from tests.install.harness import data, git_out, install_env, lock, point_at, run_cli, start_cli
+from tests.helpers import free_port
+from tests.install.harness import data, git_out, install_env, lock, point_at, run_cli, signal_tree, start_cli
 
 pytestmark = [pytest.mark.network, pytest.mark.slow,
-              pytest.mark.skipif(os.name == "nt", reason="process groups and signals as on Linux/macOS")]
+              pytest.mark.skipif(os.name == "nt", reason="POSIX signals and venv layout (bin/python)")]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,16 @@ def test_doctor_and_config_see_the_install(gpu_install: Installed) -> None:
     shown = data(run_cli(gpu_install.env, "config", "--json"))
     assert shown["comfyui_dir"]["value"] == str(gpu_install.target)
     assert shown["comfyui_dir"]["source"].startswith("config file")
+
+
+def test_the_installed_comfyui_starts_with_no_flag(gpu_install: Installed, no_leftover_processes: Path) -> None:
+    env = {**gpu_install.env, "FAKE_COMFYUI_PID_DIR": str(no_leftover_processes)}
+    started = run_cli(env, "comfy", "start", "--port", str(free_port()))  # comfyui_dir from the config file
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"{gpu_install.target / 'venv' / 'bin' / 'python'} {gpu_install.target / 'main.py'}" in started.stderr
+    finally:
+        assert run_cli(env, "comfy", "stop").returncode == 0
 
 
 def test_a_custom_node_cannot_replace_the_torch(gpu_install: Installed, index_server: IndexServer,
@@ -165,7 +176,7 @@ def test_an_interrupted_install_completes_on_the_next_run(tmp_path: Path, index_
     index_server.hold("/files/cpu/torchaudio")  # Ctrl-C while pip fetches the torch build
     proc = start_cli(env, "comfy", "install", str(target))
     _wait_held(index_server, proc)
-    os.killpg(proc.pid, signal.SIGINT)
+    signal_tree(proc, signal.SIGINT)
     index_server.release()
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -175,7 +186,7 @@ def test_an_interrupted_install_completes_on_the_next_run(tmp_path: Path, index_
     index_server.hold("/files/pypi/torchsde")  # kill -9 (fluxops and pip) while pip fetches a requirement
     proc = start_cli(env, "comfy", "install", str(target))
     _wait_held(index_server, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
+    signal_tree(proc, signal.SIGKILL)
     proc.communicate(timeout=60)
     index_server.release()
     assert lock(target)["state"] == "installing"

@@ -222,3 +222,23 @@ def test_upgrade_refuses_local_changes_unless_forced(tmp_path: Path, index_serve
     assert "git stash" in forced.stderr and "fluxops comfy install --force" in git_out(target, "stash", "list")
     assert data(forced)["installed"]["torch"] == "2.14.1+cu126"  # the torch build did not change
     assert "torch" not in data(forced)["ran"]
+
+
+def test_cpu_and_torch_index_override_the_choice_and_an_old_python_is_refused(
+        tmp_path: Path, index_server: IndexServer, comfy_repo: ComfyRepo) -> None:
+    env = install_env(tmp_path, index_server, comfy_repo, "driver580_rtx4090")
+    cpu = data(run_cli(env, "comfy", "install", "--dry-run", "--cpu", "--json"))["plan"]["torch"]
+    assert (cpu["variant"], cpu["source"], cpu["requirements"][0]) == ("cpu", "--cpu", "torch==2.14.1+cpu")
+    mirror = f"{index_server.url}/mirror/whl/cu126"
+    chosen = data(run_cli(env, "comfy", "install", "--dry-run", "--torch-index", mirror, "--json"))["plan"]["torch"]
+    assert (chosen["variant"], chosen["index_url"], chosen["source"]) == ("cu126", mirror, "--torch-index")
+    both = run_cli(env, "comfy", "install", "--dry-run", "--cpu", "--torch-index", mirror)
+    assert both.returncode == 2 and "--cpu and --torch-index" in both.stderr
+
+    old = tmp_path / "python3.9"
+    old.write_text('#!/bin/sh\necho \'{"version": "3.9.18", "executable": "/usr/bin/python3.9", "venv": true, '
+                   '"pip": true}\'\n')
+    old.chmod(0o755)
+    refused = run_cli(env, "comfy", "install", "--dry-run", "--python", str(old))
+    assert refused.returncode == 2
+    assert "is Python 3.9.18; torch 2.14.1 needs Python >=3.10,<3.15" in refused.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.errors import FluxopsError
+from fluxops.files import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,6 +128,8 @@ SPECS: dict[str, Spec] = {
     "segment_size": Spec("FLUXOPS_SEGMENT_SIZE", _positive, lambda s: 32 * 1024 * 1024,
                          "bytes per download segment (one ranged request each)"),
     "hf_offline": Spec("HF_HUB_OFFLINE", _bool, lambda s: False, "no network calls to the Hub"),
+    "torch_index_base": Spec("FLUXOPS_TORCH_INDEX_BASE", _str, lambda s: "https://download.pytorch.org/whl",
+                             "PyTorch's wheel indexes (a mirror of download.pytorch.org/whl keeps the choice)"),
 }
 
 
@@ -145,8 +148,10 @@ class Settings:
     connections: int
     segment_size: int = 32 * 1024 * 1024
     hf_offline: bool = False
+    torch_index_base: str = "https://download.pytorch.org/whl"
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    discovered: str | None = None  # where an unconfigured comfyui_dir was found (sources says "discovered")
 
     def require_models_dir(self) -> Path:
         if self.models_dir is None:
@@ -183,6 +188,11 @@ class Settings:
     @property
     def comfy_lock_path(self) -> Path:
         return self.comfy_state_dir / "server.lock"
+
+    @property
+    def comfy_install_lock_path(self) -> Path:
+        """Held by `fluxops comfy install` while it changes an install."""
+        return self.comfy_state_dir / "install.lock"
 
     @property
     def comfy_log_dir(self) -> Path:
@@ -226,9 +236,13 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+Discover = Callable[[Path, Mapping[str, str]], "tuple[Path, str] | None"]
+
+
 def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
-                  config: Path | None = None, cwd: Path | None = None) -> Settings:
-    """Resolve every setting once. ``flags`` holds command-line values (None = not given)."""
+                  config: Path | None = None, cwd: Path | None = None, discover: Discover | None = None) -> Settings:
+    """Resolve every setting once. ``flags`` holds command-line values (None = not given). ``discover`` finds
+    a ComfyUI when no comfyui_dir is given anywhere: (path, where it was found), or None."""
     flags = dict(flags or {})
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
@@ -249,6 +263,7 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
     file_values = _read_config(config_file) if config_file is not None else {}
 
     resolved: dict[str, Any] = {}
+    discovered: str | None = None
     for name, spec in SPECS.items():
         flag_name = "--" + name.replace("_", "-")
         raw: Any = None
@@ -260,7 +275,10 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
         elif name in file_values:
             raw, where = file_values[name], f"config file {config_file}"
             base = config_file.parent if config_file else cwd  # relative paths in the file: from the file
-        if raw is None:
+        found = discover(cwd, env) if raw is None and name == "comfyui_dir" and discover is not None else None
+        if found is not None:
+            (value, discovered), where = found, "discovered"
+        elif raw is None:
             value, where = spec.default(resolved), "default"
         else:
             try:
@@ -272,4 +290,33 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
         resolved[name] = value
         sources[name] = where
     fields = {SPECS[name].field_name(name): value for name, value in resolved.items()}
-    return Settings(**fields, config_file=config_file, sources=sources)
+    return Settings(**fields, config_file=config_file, sources=sources, discovered=discovered)
+
+
+def config_file_for_saving(settings: Settings) -> Path:
+    """The config file a command saves a setting in: the one in use, else the user's fluxops.toml."""
+    return settings.config_file or _user_config_file()
+
+
+def save_setting(settings: Settings, name: str, value: str) -> Path | None:
+    """Set `name` in the config file, keeping its other keys and comments (tomlkit edits the document in
+    place); written atomically. Returns the file, or None when it already held that value."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    if name not in SPECS:
+        raise ValueError(f"unknown setting {name!r}")
+    path = config_file_for_saving(settings)
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        document = tomlkit.parse(text)
+    except (OSError, UnicodeDecodeError, ParseError) as exc:
+        raise FluxopsError("config.invalid", f"{path}: cannot update the config file ({exc})") from exc
+    if document.get(name) == value:
+        return None
+    document[name] = value
+    try:
+        write_atomic(path, tomlkit.dumps(document).encode("utf-8"))
+    except OSError as exc:
+        raise FluxopsError("config.invalid", f"{path}: cannot write the config file ({exc.strerror})") from exc
+    return path

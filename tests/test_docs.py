@@ -23,5 +23,5 @@ def test_cli_reference_is_current() -> None:
 
 def test_every_command_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    for command in ("setup", "verify", "doctor", "comfy start", "generate", "maintain", "config"):
+    for command in ("comfy install", "setup", "verify", "doctor", "comfy start", "generate", "maintain", "config"):
         assert f"fluxops {command}" in readme, command

@@ -118,3 +118,29 @@ def test_cli_missing_manifest_file(cli, tmp_path: Path) -> None:
     assert proc.returncode == 2
     doc = json.loads(proc.stdout)
     assert doc["ok"] is False and doc["error"]["code"] == "manifest.unreadable"
+
+
+def test_the_packaged_manifest_pins_a_comfyui_release() -> None:
+    pin = load_manifest(packaged_manifest()).require_comfyui()
+    assert (pin.url, pin.tag) == ("https://github.com/comfyanonymous/ComfyUI.git", "v0.3.64")
+    assert pin.commit == "637221995f7424a561bd825de3e61ea117dfe1e3" and pin.python == ">=3.9"
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('url = "u"\ntag = "v1"\ncommit = "abc"\n', "comfyui.commit: 'abc' must be a full commit id"),
+    ('url = "u"\ncommit = "' + "a" * 40 + '"\n', "comfyui.tag: missing required key"),
+    ('url = "u"\ntag = "v1"\ncommit = "' + "a" * 40 + '"\nbranch = "master"\n', "comfyui.branch: unknown key"),
+    ('url = "u"\ntag = "v1"\ncommit = "' + "a" * 40 + '"\npython = "3.10+"\n', "comfyui.python: '3.10+' is not"),
+])
+def test_a_broken_comfyui_table_names_the_field(table: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(FluxopsError) as info:
+        parse_manifest(GOOD.replace("[[file]]", "[comfyui]\n" + table + "\n[[file]]", 1), tmp_path / "m.toml")
+    assert info.value.code == "manifest.invalid" and message in info.value.message
+
+
+def test_a_manifest_without_comfyui_table_still_loads_but_cannot_install(tmp_path: Path) -> None:
+    manifest = parse_manifest(GOOD, tmp_path / "m.toml")
+    assert manifest.comfyui is None and manifest.files
+    with pytest.raises(FluxopsError) as info:
+        manifest.require_comfyui()
+    assert "no [comfyui] table" in info.value.message

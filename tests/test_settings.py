@@ -85,3 +85,30 @@ def test_config_command_shows_sources(cli, tmp_path: Path) -> None:
     assert data["host"]["source"] == "default"
     human = cli("--config", str(config), "config")
     assert "FLUXOPS_PORT" not in human.stdout and "config file" in human.stdout
+
+
+def test_saving_a_setting_keeps_the_other_keys_and_comments(isolated, tmp_path: Path) -> None:
+    from fluxops.settings import save_setting
+
+    config = tmp_path / "conf" / "fluxops.toml"
+    config.parent.mkdir()
+    config.write_text('# my settings\njobs = 2  # two files at once\ncomfyui_dir = "/old"\n', encoding="utf-8")
+    settings = load_settings({}, env={}, config=config)
+    assert save_setting(settings, "comfyui_dir", "/srv/ComfyUI") == config
+    assert config.read_text(encoding="utf-8") == ('# my settings\njobs = 2  # two files at once\n'
+                                                  'comfyui_dir = "/srv/ComfyUI"\n')
+    assert save_setting(load_settings({}, env={}, config=config), "comfyui_dir", "/srv/ComfyUI") is None
+    fresh = load_settings({}, env={})  # no config file yet: the user's fluxops.toml is created
+    written = save_setting(fresh, "comfyui_dir", "/srv/ComfyUI")
+    assert written == Path(isolated["XDG_CONFIG_HOME"]) / "fluxops" / "fluxops.toml"
+    assert load_settings({}, env={}).comfyui_dir == Path("/srv/ComfyUI")
+
+
+def test_an_unconfigured_comfyui_dir_is_discovered(isolated, tmp_path: Path) -> None:
+    found = tmp_path / "ComfyUI"
+    s = load_settings({}, env={}, discover=lambda cwd, env: (found, "~/ComfyUI"))
+    assert (s.comfyui_dir, s.sources["comfyui_dir"], s.discovered) == (found, "discovered", "~/ComfyUI")
+    assert s.models_dir == found / "models"
+    configured = load_settings({"comfyui_dir": str(tmp_path / "mine")}, env={},
+                               discover=lambda cwd, env: (found, "~/ComfyUI"))
+    assert configured.sources["comfyui_dir"] == "--comfyui-dir" and configured.discovered is None

@@ -7,7 +7,7 @@ Heavy modules are imported inside the command functions so `fluxops --help` and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,10 +45,26 @@ def root(
     ctx.obj = {"config": config}
 
 
+def _discover(cwd: Path, env: Mapping[str, str]) -> tuple[Path, str] | None:
+    import sys
+
+    from fluxops.comfy.discover import discover
+
+    found = discover(cwd, env, sys.platform)
+    return (found.path, found.where) if found is not None else None
+
+
 def build_settings(ctx: typer.Context, **flags: Any) -> Settings:
+    """Settings for a command; with no comfyui_dir given anywhere, a ComfyUI found in the usual places, said on
+    stderr (once per command)."""
     root_ctx = ctx.find_root()
     config = (root_ctx.obj or {}).get("config") if root_ctx.obj else None
-    return load_settings(flags, config=config)
+    settings = load_settings(flags, config=config, discover=_discover)
+    if settings.discovered and not (root_ctx.obj or {}).get("discovery_said"):
+        typer.echo(f"note: using the ComfyUI found at {settings.comfyui_dir} ({settings.discovered})", err=True)
+        if root_ctx.obj is not None:
+            root_ctx.obj["discovery_said"] = True
+    return settings
 
 
 @contextmanager

@@ -6,6 +6,7 @@ one word (`fluxops comfy stop --comfyui-dir X --port N`); one that does not appl
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,13 +27,12 @@ from fluxops.console import Output, human_bytes
 from fluxops.errors import REGISTRY, ExitCode
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from fluxops.comfy.server import ServerStatus
     from fluxops.settings import Settings
 
 comfy_app = typer.Typer(
-    name="comfy", help="Run ComfyUI in the background: start, stop, status, logs.", no_args_is_help=True
+    name="comfy", help="Install ComfyUI, and run it in the background: install, start, stop, status, logs.",
+    no_args_is_help=True,
 )
 app.add_typer(comfy_app, name="comfy")
 START_TIMEOUT = 120.0  # fluxops.comfy.server.DEFAULT_TIMEOUT (not imported here: `--help` stays fast)
@@ -247,3 +247,60 @@ def logs(
         if follow:
             for line in logfile.follow(path, lambda: server.still_running(settings), offset=end):
                 out.line(line)
+
+
+@comfy_app.command()
+def install(
+    ctx: typer.Context,
+    directory: Annotated[Path | None, typer.Argument(
+        help="Where ComfyUI goes (default: the configured comfyui_dir, else ~/ComfyUI).", show_default=False,
+        file_okay=False)] = None,
+    python: Annotated[Path | None, typer.Option(
+        "--python", help="The Python that creates ComfyUI's venv (default: the one running fluxops).",
+        dir_okay=False)] = None,
+    torch_index: Annotated[str | None, typer.Option(
+        "--torch-index", help="Install torch from this index instead of the one chosen for this machine "
+        "(a mirror, an air-gapped index).")] = None,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Install the CPU build of torch, whatever GPU there is.")] = False,
+    upgrade: Annotated[bool, typer.Option(
+        "--upgrade", help="Move an existing install to the manifest's pin and this machine's torch build.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="With --upgrade: keep local changes in `git stash` instead of refusing.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan (commit, Python, torch index and why, disk) and change nothing.")] = False,
+    comfyui_dir: ComfyDirOpt = None,
+    comfyui_python: ComfyPythonOpt = None,
+    models_dir: ModelsDirOpt = None,
+    manifest: ManifestOpt = None,
+    listen: ListenOpt = None,
+    port: PortOpt = None,
+    comfy_arg: ComfyArgOpt = None,
+    timeout: StartTimeoutOpt = START_TIMEOUT,
+    json_out: JsonOpt = False,
+) -> None:
+    """Install the manifest's ComfyUI release with the torch build this GPU and driver can run.
+
+    Clones the pinned tag (checked against its pinned commit) and makes DIR/venv.
+
+    Installs torch, torchvision and torchaudio from the index chosen for this machine, then ComfyUI's
+    requirements with torch pinned.
+
+    Records it in DIR/fluxops-lock.json, saves comfyui_dir in the config file, runs doctor's gpu and torch checks.
+
+    A rerun finishes an interrupted install and leaves a finished one alone.
+
+    Takes `comfy start`'s options too: --comfyui-dir is the same as DIR; the others are ignored.
+    """
+    out = Output("comfy install", json_mode=json_out)
+    with guarded(out):
+        from fluxops.cli.comfy_install import install_body
+
+        if cpu and torch_index:
+            raise typer.BadParameter("--cpu and --torch-index both choose the build; give one", param_hint="--cpu")
+        if force and not upgrade:
+            raise typer.BadParameter("--force only goes with --upgrade", param_hint="--force")
+        settings = _settings(ctx, comfyui_dir, comfyui_python, models_dir, manifest, port)
+        code = install_body(out, settings, directory=directory or comfyui_dir, python=python,
+                            torch_index=torch_index, cpu=cpu, upgrade=upgrade, force=force, dry_run=dry_run)
+    if code:
+        raise typer.Exit(code)

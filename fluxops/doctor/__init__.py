@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from fluxops.doctor import checks_comfy, checks_gpu, checks_hub, checks_models, checks_system
+from fluxops.doctor import checks_comfy, checks_gpu, checks_hub, checks_models, checks_system, checks_torch
 from fluxops.doctor.context import DoctorContext, DoctorOptions
 from fluxops.doctor.result import CheckResult, DoctorReport, Status, isolated
 from fluxops.errors import FluxopsError
@@ -34,7 +34,8 @@ CHECKS: tuple[Check, ...] = (
     Check("gpu.processes", "NVIDIA GPU and CUDA", "Other programs holding VRAM", checks_gpu.check_processes),
     Check("gpu.vram_budget", "NVIDIA GPU and CUDA", "VRAM the workflow needs", checks_gpu.check_vram_budget),
     Check("cuda.env", "NVIDIA GPU and CUDA", "CUDA environment variables", checks_gpu.check_cuda_env),
-    Check("torch.cuda", "NVIDIA GPU and CUDA", "ComfyUI's torch and CUDA", checks_gpu.check_torch),
+    Check("torch.cuda", "NVIDIA GPU and CUDA", "ComfyUI's torch and CUDA", checks_torch.check_torch),
+    Check("torch.arch", "NVIDIA GPU and CUDA", "torch's kernels for each GPU", checks_torch.check_torch_arch),
     Check("models", "Models", "The five model files", checks_models.check_models),
     Check("comfyui.install", "ComfyUI", "ComfyUI install", checks_comfy.check_install),
     Check("comfyui.port", "ComfyUI", "ComfyUI's port", checks_comfy.check_port),

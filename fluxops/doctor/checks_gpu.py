@@ -1,14 +1,11 @@
-"""Checks of the NVIDIA driver, the GPUs, the VRAM budget, CUDA settings and ComfyUI's torch."""
+"""Checks of the NVIDIA driver, the GPUs, the VRAM budget and CUDA settings (ComfyUI's torch: checks_torch)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fluxops.doctor.context import DoctorContext
 from fluxops.doctor.result import CheckResult, fail, ok, skip, warn
 from fluxops.machine.cudaenv import ALLOC_CONF_VARS, env_findings
 from fluxops.machine.gpu import GpuDevice, GpuProcess
-from fluxops.machine.torchprobe import TorchInfo
 from fluxops.machine.vram import Budget, compute_budget, drives_a_display
 from fluxops.units import gib
 
@@ -282,94 +279,3 @@ def check_cuda_env(ctx: DoctorContext) -> CheckResult:
         details + [f.message for f in findings if f is not worst],
         variables=seen,
     )
-
-
-def _wheel_tag(cuda: tuple[int, int] | None) -> str:
-    """The PyTorch wheel index for a driver's CUDA version (the newest tag not above it)."""
-    tags = [(13, 0), (12, 8), (12, 6), (12, 4), (12, 1), (11, 8)]
-    usable = [t for t in tags if cuda is None or t <= cuda]
-    major, minor = (usable or [tags[-1]])[0]
-    return f"cu{major}{minor}"
-
-
-def check_torch(ctx: DoctorContext) -> CheckResult:
-    python, source = ctx.comfy_python
-    if python is None:
-        return skip(
-            "torch.cuda",
-            "ComfyUI's Python not found",
-            "pass --comfyui-dir DIR (with a venv, .venv or python_embeded) or --comfyui-python PATH",
-        )
-    info = ctx.torch
-    facts = {"python_source": source, **info.to_dict()}
-    pip = (
-        f"{python} -m pip install --force-reinstall torch --index-url https://download.pytorch.org/whl/"
-        f"{_wheel_tag(ctx.gpu.cuda_driver_version)}"
-    )
-    if info.status == "no_python":
-        return fail("torch.cuda", f"ComfyUI's Python {python} does not exist", "pass --comfyui-python PATH", **facts)
-    if info.status == "timeout":
-        return warn(
-            "torch.cuda",
-            f"ComfyUI's Python did not answer: {info.error}",
-            "run again with a longer --torch-timeout (a first torch import can be slow)",
-            **facts,
-        )
-    if info.status in ("crashed", "no_torch"):
-        return fail("torch.cuda", f"ComfyUI's Python cannot import torch: {info.error}", pip, **facts)
-    lines = [
-        f"{python} ({source}): Python {info.python_version}, torch {info.torch}, "
-        f"built for CUDA {info.cuda or 'none (CPU-only)'}" + (" [cached]" if info.cached else ""),
-        *info.warnings,
-    ]
-    return _torch_against_the_driver(ctx, info, pip, lines, facts)
-
-
-def _torch_against_the_driver(ctx: DoctorContext, info: TorchInfo, pip: str, lines: list[str],
-                              facts: dict[str, Any]) -> CheckResult:
-    """An importable torch: does its build suit the GPU and the driver?"""
-    driver_cuda = ctx.gpu.cuda_driver_version
-    built = info.cuda_tuple
-    if ctx.gpu.devices and built is None:
-        return fail(
-            "torch.cuda",
-            f"torch {info.torch} is a {'ROCm (AMD)' if info.hip else 'CPU-only'} build on a machine with an NVIDIA GPU",
-            pip,
-            lines,
-            **facts,
-        )
-    too_new = built is not None and driver_cuda is not None and built > driver_cuda
-    if too_new and (built[0] > driver_cuda[0] or not info.cuda_available):  # type: ignore[index]
-        return fail(
-            "torch.cuda",
-            f"torch is built for CUDA {info.cuda}, the driver supports only up to {ctx.gpu.cuda_text}",
-            f"update the NVIDIA driver, or install a torch for your driver: {pip}",
-            lines,
-            **facts,
-        )
-    if ctx.gpu.devices and not info.cuda_available:
-        return fail(
-            "torch.cuda",
-            "torch cannot use the GPU (torch.cuda.is_available() is False)",
-            f"update the NVIDIA driver or reinstall torch: {pip}",
-            lines,
-            **facts,
-        )
-    if too_new:
-        return warn(
-            "torch.cuda",
-            f"torch is built for CUDA {info.cuda}, newer than the driver's "
-            f"{ctx.gpu.cuda_text}: it runs on minor-version compatibility",
-            "update the NVIDIA driver when convenient (some kernels may need JIT compilation)",
-            lines,
-            **facts,
-        )
-    if not ctx.gpu.devices:
-        return warn(
-            "torch.cuda",
-            f"torch {info.torch} is installed but there is no GPU for it",
-            "see gpu.driver",
-            lines,
-            **facts,
-        )
-    return ok("torch.cuda", f"torch {info.torch} (CUDA {info.cuda}) sees {info.device_count} GPU(s)", lines, **facts)

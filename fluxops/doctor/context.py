@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fluxops.comfy.ownership import PortOwner
     from fluxops.comfy.state import ServerState
     from fluxops.doctor.checks_models import ModelScan
+    from fluxops.machine.torchbuild import TorchChoice
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,17 @@ class DoctorContext:
             timeout=self.options.torch_timeout,
             driver_version=self.gpu.driver_version,
         )
+
+    @functools.cached_property
+    def torch_choice(self) -> TorchChoice:
+        """The torch build for this machine: the one chooser `fluxops comfy install` uses, for every fix text."""
+        import sys
+
+        from fluxops.machine.amdgpu import amd_rocm_present
+        from fluxops.machine.torchbuild import choose_torch, machine_facts
+
+        facts = machine_facts(self.gpu, self.env, amd_rocm=amd_rocm_present(), platform=sys.platform)
+        return choose_torch(facts, index_base=self.settings.torch_index_base)
 
     @functools.cached_property
     def comfy_record(self) -> ServerState | None:

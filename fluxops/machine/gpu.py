@@ -62,6 +62,7 @@ class GpuDevice:
     retired_pages_pending: bool | None = None
     display_active: bool | None = None
     processes: tuple[GpuProcess, ...] = ()
+    compute_capability: tuple[int, int] | None = None  # (8, 9) for sm_89; which torch kernels run on it
 
     @property
     def problem_reasons(self) -> tuple[str, ...]:
@@ -198,6 +199,7 @@ class _Reader:
         serial = get(nv.nvmlDeviceGetSerial, handle)
         pending = get(nv.nvmlDeviceGetRetiredPagesPendingStatus, handle)
         display = get(nv.nvmlDeviceGetDisplayActive, handle)
+        capability = get(nv.nvmlDeviceGetCudaComputeCapability, handle)
         retired = None
         single = get(nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
         double = get(nv.nvmlDeviceGetRetiredPages, handle, nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
@@ -223,6 +225,7 @@ class _Reader:
             retired_pages_pending=None if pending is None else bool(pending),
             display_active=None if display is None else bool(display),
             processes=self.processes(handle),
+            compute_capability=(int(capability[0]), int(capability[1])) if capability else None,
         )
 
 

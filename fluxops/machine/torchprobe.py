@@ -18,7 +18,7 @@ from typing import Any
 
 from fluxops.files import write_atomic
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: answers carry torch.cuda.get_arch_list()
 LOCATE_TIMEOUT_S = 15.0
 
 # Both scripts take the query name as argv[1], so a stand-in interpreter can tell them apart.
@@ -43,9 +43,10 @@ with warnings.catch_warnings(record=True) as caught:
     import torch
     available = bool(torch.cuda.is_available())
     count = torch.cuda.device_count() if available else 0
+    name = torch.cuda.get_device_name(0) if available and count else None
+    archs = list(torch.cuda.get_arch_list()) if available and hasattr(torch.cuda, "get_arch_list") else []
 out = {"torch": torch.__version__, "cuda": torch.version.cuda, "hip": getattr(torch.version, "hip", None),
-       "cuda_available": available, "device_count": count,
-       "device_name": torch.cuda.get_device_name(0) if available and count else None,
+       "cuda_available": available, "device_count": count, "device_name": name, "arch_list": archs,
        "warnings": [str(w.message).strip().splitlines()[0] for w in caught][:5]}
 print(json.dumps(out))
 """
@@ -65,6 +66,7 @@ class TorchInfo:
     device_count: int | None = None
     device_name: str | None = None
     warnings: tuple[str, ...] = ()
+    arch_list: tuple[str, ...] = ()  # torch.cuda.get_arch_list(): the GPU architectures it has kernels for
     error: str | None = None
     cached: bool = False
 
@@ -75,6 +77,7 @@ class TorchInfo:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["warnings"] = list(self.warnings)
+        data["arch_list"] = list(self.arch_list)
         return data
 
 
@@ -152,6 +155,7 @@ def _info(
         device_count=answer.get("device_count"),
         device_name=answer.get("device_name"),
         warnings=tuple(answer.get("warnings") or ()),
+        arch_list=tuple(answer.get("arch_list") or ()),
         error=error,
         cached=cached,
     )

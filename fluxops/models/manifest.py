@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
 from fluxops.errors import FluxopsError
 from fluxops.models.layout import ALIASES, FOLDERS
 
@@ -22,7 +24,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
-_TOP_KEYS = {"schema": True, "name": True, "description": False, "file": True}
+_TOP_KEYS = {"schema": True, "name": True, "description": False, "comfyui": False, "file": True}
+_COMFYUI_KEYS = {"url": True, "tag": True, "commit": True, "python": False}
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _FILE_KEYS = {"id": True, "folder": True, "filename": True, "size": True, "sha256": True, "source": True,
               "license": False, "description": False}
 _SOURCE_KEYS = {"repo": True, "path": True, "revision": False, "gated": False}
@@ -61,11 +65,33 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class ComfyPin:
+    """The ComfyUI release `fluxops comfy install` installs: a git tag that must resolve to this commit (pinned
+    the way a model file is pinned by its sha256)."""
+
+    url: str
+    tag: str
+    commit: str
+    python: str = ">=3.9"  # ComfyUI's own requires-python, as a PEP 440 specifier
+
+    @property
+    def short(self) -> str:
+        return f"{self.tag} ({self.commit[:12]})"
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: Path
     name: str
     description: str
     files: tuple[ModelSpec, ...]
+    comfyui: ComfyPin | None = None
+
+    def require_comfyui(self) -> ComfyPin:
+        if self.comfyui is None:
+            raise FluxopsError("manifest.invalid", f"{self.path}: no [comfyui] table: it names the ComfyUI release "
+                               "(url, tag, commit) that `fluxops comfy install` installs")
+        return self.comfyui
 
     @property
     def total_bytes(self) -> int:
@@ -155,6 +181,20 @@ def _load_file(check: _Checker, raw: Any, index: int) -> ModelSpec:
                      license=str(table.get("license", "")), description=str(table.get("description", "")))
 
 
+def _load_comfyui(check: _Checker, raw: Any) -> ComfyPin:
+    table = check.keys(raw, _COMFYUI_KEYS, "comfyui")
+    url, tag = check.string(table, "url", "comfyui"), check.string(table, "tag", "comfyui")
+    commit = check.string(table, "commit", "comfyui")
+    if not _COMMIT.match(commit):
+        raise check.fail("comfyui.commit", f"{commit!r} must be a full commit id (40 lowercase hex digits)")
+    python = check.string(table, "python", "comfyui") if "python" in table else ">=3.9"
+    try:
+        SpecifierSet(python)
+    except InvalidSpecifier as exc:
+        raise check.fail("comfyui.python", f"{python!r} is not a version specifier like '>=3.10'") from exc
+    return ComfyPin(url=url, tag=tag, commit=commit, python=python)
+
+
 def parse_manifest(text: str, path: Path) -> Manifest:
     check = _Checker(path)
     try:
@@ -180,7 +220,9 @@ def parse_manifest(text: str, path: Path) -> Manifest:
             raise check.fail(f"file ({spec.id}).filename",
                              f"same destination {spec.dest} as entry {seen_dest[key]!r}")
         seen_dest[key] = spec.id
-    return Manifest(path=path, name=name, description=str(data.get("description", "")), files=tuple(files))
+    comfyui = _load_comfyui(check, data["comfyui"]) if "comfyui" in data else None
+    return Manifest(path=path, name=name, description=str(data.get("description", "")), files=tuple(files),
+                    comfyui=comfyui)
 
 
 def load_manifest(path: Path) -> Manifest:

@@ -125,14 +125,15 @@ def test_driver_older_than_torchs_cuda(fake_nvml, make_settings, tmp_path):
     torch = run_checks(settings, "torch.cuda")["torch.cuda"]
     assert torch.status is Status.FAIL
     assert "built for CUDA 12.4" in torch.summary and "up to 11.8" in torch.summary
-    assert "cu118" in torch.fix and "update the NVIDIA driver" in torch.fix
+    # No torch build of the table runs on a CUDA 11.8 driver: the fix says so, build by build.
+    assert torch.fix.startswith("update the NVIDIA driver") and "needs a driver for CUDA 12.6" in torch.fix
 
 
 def test_too_new_cuda_that_torch_cannot_use(fake_nvml, make_settings, tmp_path):
     fake_nvml("rtx3090_browser")  # driver CUDA 12.4; torch built for 12.8 and is_available() False
     settings = make_settings(comfyui_python=make_fake_python(tmp_path / "py", "too_new"))
     torch = run_checks(settings, "torch.cuda")["torch.cuda"]
-    assert torch.status is Status.FAIL and "12.8" in torch.summary and "cu124" in torch.fix
+    assert torch.status is Status.FAIL and "12.8" in torch.summary and "whl/cu126" in torch.fix
     assert any("too old" in line for line in torch.details)
 
 
@@ -141,7 +142,9 @@ def test_cpu_only_torch_on_a_gpu_machine(fake_nvml, make_settings, tmp_path):
     exe = make_fake_python(tmp_path / "py", "cpu")
     torch = run_checks(make_settings(comfyui_python=exe), "torch.cuda")["torch.cuda"]
     assert torch.status is Status.FAIL and "CPU-only" in torch.summary
-    assert torch.fix.startswith(f"{exe} -m pip install") and "whl/cu124" in torch.fix
+    # The chooser's build for a CUDA 12.4 driver, the three packages together from its index.
+    assert torch.fix == (f"{exe} -m pip install --force-reinstall torch==2.14.1+cu126 torchvision==0.29.1+cu126 "
+                         "torchaudio==2.11.0+cu126 --index-url https://download.pytorch.org/whl/cu126")
 
 
 def test_torch_crash(fake_nvml, make_settings, tmp_path):

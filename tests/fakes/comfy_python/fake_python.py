@@ -19,6 +19,7 @@ ANSWERS = {
         "cuda_available": True,
         "device_count": 1,
         "device_name": "NVIDIA GeForce RTX 3090",
+        "arch_list": ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"],
         "warnings": [],
     },
     "cpu": {
@@ -28,6 +29,7 @@ ANSWERS = {
         "cuda_available": False,
         "device_count": 0,
         "device_name": None,
+        "arch_list": [],
         "warnings": [],
     },
     "too_new": {

@@ -9,7 +9,8 @@ an int like 12040, and readings a card does not support raise NVMLError_NotSuppo
 Scenario keys: init_error (an NVML_ERROR_* suffix such as "LIBRARY_NOT_FOUND"), driver_version,
 cuda_driver_version, process_names {pid: path}, devices [{name, uuid, serial, pci_bus_id, memory_total,
 memory_used, temperature, power_mw, power_limit_mw, clock_event_reasons, ecc_volatile, ecc_aggregate,
-retired_pages_sbe, retired_pages_dbe, retired_pending, display_active, compute_processes [{pid, used}],
+retired_pages_sbe, retired_pages_dbe, retired_pending, display_active, compute_capability [major, minor]
+(NOT_SUPPORTED when absent), compute_processes [{pid, used}],
 graphics_processes [...], not_supported [function names], error (an NVML_ERROR_* suffix for the handle)}].
 """
 
@@ -252,6 +253,14 @@ def nvmlDeviceGetRetiredPagesPendingStatus(handle):
 
 def nvmlDeviceGetDisplayActive(handle):
     return _device(handle, "nvmlDeviceGetDisplayActive").get("display_active", 0)
+
+
+def nvmlDeviceGetCudaComputeCapability(handle):
+    device = _device(handle, "nvmlDeviceGetCudaComputeCapability")
+    if "compute_capability" not in device:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    major, minor = device["compute_capability"]
+    return major, minor
 
 
 def _processes(handle, key):

@@ -88,7 +88,8 @@ _SPECS = [
     ErrorSpec("comfy.unknown_model_folder", "ComfyUI has no model folder of that name",
               "use the canonical names: diffusion_models, text_encoders, vae, loras, checkpoints"),
     ErrorSpec("comfy.dir_unknown", "no ComfyUI folder is configured",
-              "pass --comfyui-dir DIR (or set FLUXOPS_COMFYUI_DIR, or comfyui_dir in the config file)",
+              "install one with `fluxops comfy install`, or pass --comfyui-dir DIR for an existing one "
+              "(or set FLUXOPS_COMFYUI_DIR, or comfyui_dir in the config file)",
               ExitCode.USAGE),
     ErrorSpec("comfy.not_installed", "the ComfyUI folder has no main.py",
               "point --comfyui-dir at the folder that holds ComfyUI's main.py", ExitCode.USAGE),

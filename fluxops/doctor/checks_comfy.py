@@ -32,7 +32,8 @@ def check_install(ctx: DoctorContext) -> CheckResult:
         return warn(
             "comfyui.install",
             "no ComfyUI folder configured",
-            "pass --comfyui-dir DIR, or set comfyui_dir in fluxops.toml (see `fluxops config`)",
+            "`fluxops comfy install` installs one; for an existing one pass --comfyui-dir DIR "
+            "(or set comfyui_dir: see `fluxops config`)",
         )
     if not (root / "main.py").is_file():
         what = "does not exist" if not root.exists() else "has no main.py"

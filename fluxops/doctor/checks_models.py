@@ -100,7 +100,8 @@ def check_models(ctx: DoctorContext) -> CheckResult:
     except FluxopsError as exc:
         return fail("models", f"the manifest cannot be used: {exc.message}", exc.hint or "check --manifest")
     if ctx.settings.models_dir is None:
-        return skip("models", "no models folder configured", "pass --models-dir DIR or --comfyui-dir DIR")
+        return skip("models", "no models folder configured",
+                    "pass --models-dir DIR or --comfyui-dir DIR (no ComfyUI yet: `fluxops comfy install`)")
     ctx.settings.require_models_dir()  # raises (and the check fails) when it is not a directory
     scan = ctx.models
     assert scan is not None  # the manifest loaded and the models dir is a directory

@@ -31,7 +31,8 @@ def check_torch(ctx: DoctorContext) -> CheckResult:
         return skip(
             "torch.cuda",
             "ComfyUI's Python not found",
-            "pass --comfyui-dir DIR (with a venv, .venv or python_embeded) or --comfyui-python PATH",
+            "`fluxops comfy install` installs ComfyUI with its own venv; for an existing one pass --comfyui-dir DIR "
+            "(with a venv, .venv or python_embeded) or --comfyui-python PATH",
         )
     info = ctx.torch
     facts = {"python_source": source, **info.to_dict()}

@@ -65,11 +65,11 @@ def _render(out: Output, report: SetupReport) -> None:
                  style="green" if report.ok else "red")
 
 
-def _prune(out: Output, manifest_path: Path, root: Path) -> None:
+def _prune(out: Output, manifest_path: Path, root: Path, wait: bool) -> None:
     from fluxops.models.manifest import load_manifest
     from fluxops.setup.run import prune
 
-    removed = prune(load_manifest(manifest_path), root)
+    removed = prune(load_manifest(manifest_path), root, wait=wait, on_wait=out.note)
     out.emit({"removed": [{"path": str(p), "bytes": n} for p, n in removed]})
     for path, size in removed:
         out.line(f"removed {path} ({human_bytes(size)})")
@@ -95,7 +95,8 @@ def setup(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail at once if another setup holds the "
                                           "models dir.")] = False,
     prune_partials: Annotated[bool, typer.Option("--prune-partials", help="Remove partial downloads no "
-                                                 "manifest entry needs, then stop.")] = False,
+                                                 "manifest entry needs, then stop (waits for a running "
+                                                 "setup, or fails with --no-wait).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Download the manifest's files from Hugging Face: resumable, sha256-verified, placed for ComfyUI."""
@@ -109,7 +110,7 @@ def setup(
                                   jobs=jobs, connections=connections)
         root = settings.require_models_dir()
         if prune_partials:
-            _prune(out, settings.manifest, root)
+            _prune(out, settings.manifest, root, wait=not no_wait)
             return
         spec = load_manifest(settings.manifest)
         resolved = resolve_token(token, os.environ, Path.cwd())

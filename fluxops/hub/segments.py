@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import requests
 
 from fluxops.errors import FluxopsError
-from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, discard, load_done
+from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, broken, discard, load_done
 from fluxops.hub.rangedget import RETRYABLE, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
 
 READ_CHUNK = 512 * 1024
@@ -108,6 +108,9 @@ class SegmentedDownload:
     def run(self) -> Fetched:
         try:  # the part and its state file: a full disk or a lost permission is an error, not a traceback
             self.paths.part.parent.mkdir(parents=True, exist_ok=True)
+            if broken(self.paths):
+                self.on_note("the partial download is not a plain file; discarded, fetching it again")
+                discard(self.paths)
             done = load_done(self.paths, self.size) if self.paths.part.exists() else RangeSet()
             resumed_from = done.covered
             self._written = done.copy()

@@ -20,6 +20,7 @@ else:  # pragma: no cover
 
 SCHEMA = 1
 SAFE_EXTENSIONS = (".safetensors", ".sft")
+MAX_NAME_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, NTFS (in UTF-16 units there; bytes is the stricter bound)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -164,6 +165,12 @@ def _load_file(check: _Checker, raw: Any, index: int) -> ModelSpec:
             or filename.startswith("..") or ":" in filename):
         raise check.fail(f"{where}.filename", f"{filename!r} must be a plain file name inside {folder}/ "
                          "(no path separators, no '..', not absolute)")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in filename):
+        raise check.fail(f"{where}.filename", f"{filename!r} holds a control character (NUL, newline, ...), "
+                         "which no file name should")
+    if len(filename.encode("utf-8")) > MAX_NAME_BYTES:
+        raise check.fail(f"{where}.filename", f"{filename[:40]!r}... is {len(filename.encode('utf-8'))} bytes "
+                         f"long; file systems take at most {MAX_NAME_BYTES}")
     if not filename.lower().endswith(SAFE_EXTENSIONS):
         raise check.fail(f"{where}.filename", f"{filename!r} must be a .safetensors file; pickle formats "
                          "(.ckpt, .pt, .bin) can run code when loaded and are refused")
@@ -211,7 +218,13 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     files = [_load_file(check, raw, i) for i, raw in enumerate(raw_files)]
     seen_dest: dict[str, str] = {}
     seen_id: set[str] = set()
+    seen_sha: dict[str, str] = {}
     for spec in files:
+        if spec.sha256 in seen_sha:  # one partial download per sha256: two entries would race on it
+            raise check.fail(f"file ({spec.id}).sha256", f"same sha256 as entry {seen_sha[spec.sha256]!r}: "
+                             "the same bytes at two destinations; keep one entry (ComfyUI finds a file through "
+                             "extra_model_paths.yaml or a link you make)")
+        seen_sha[spec.sha256] = spec.id
         if spec.id in seen_id:
             raise check.fail(f"file ({spec.id}).id", "two entries have the same id")
         seen_id.add(spec.id)

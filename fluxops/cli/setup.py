@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 _ACTION_STYLE = {"present": "green", "placed": "green", "download": "cyan", "corrupt": "red", "failed": "red"}
 
 
-def _events(out: Output, bars: TransferBars) -> SetupEvents:
+def _events(out: Output, bars: TransferBars, token: str | None) -> SetupEvents:
+    from fluxops.hub.tokens import scrub
     from fluxops.setup.run import SetupEvents
 
     class CliEvents(SetupEvents):
         def note(self, text: str) -> None:
-            out.note(text)
+            out.note(scrub(text, token))  # notes carry server text (errors, reasons): never the token
 
         def started(self, file_id: str, total: int, done: int) -> None:
             bars.add(file_id, file_id, total, done)
@@ -40,7 +41,7 @@ def _events(out: Output, bars: TransferBars) -> SetupEvents:
                 out.event(f"{outcome.id}: placed {outcome.dest} ({human_bytes(outcome.fetched)} fetched in "
                           f"{outcome.seconds:.1f} s)")
             elif outcome.error is not None:
-                out.event(f"{outcome.id}: failed: {outcome.error.message}")
+                out.event(scrub(f"{outcome.id}: failed: {outcome.error.message}", token))
 
     return CliEvents()
 
@@ -102,7 +103,7 @@ def setup(
     """Download the manifest's files from Hugging Face: resumable, sha256-verified, placed for ComfyUI."""
     out = Output("setup", json_mode=json_out)
     with guarded(out):
-        from fluxops.hub.tokens import resolve_token
+        from fluxops.hub.tokens import resolve_token, scrub_data, scrub_error
         from fluxops.models.manifest import load_manifest
         from fluxops.setup.run import SetupOptions, run_setup
 
@@ -122,12 +123,12 @@ def setup(
         # `kill` / `docker stop` / systemd: stop like Ctrl-C, so what arrived is recorded for the resume.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         with out.transfer_bars() as bars:
-            report = run_setup(settings, spec, resolved, options, _events(out, bars))
-        out.emit(report.to_dict(), ok=report.ok)
+            report = run_setup(settings, spec, resolved, options, _events(out, bars, resolved.value))
+        out.emit(scrub_data(report.to_dict(), resolved.value), ok=report.ok)
         _render(out, report)
         problems = [f for f in report.files if f.error is not None]
         for f in problems:
             assert f.error is not None
-            out.error(f.error)
+            out.error(scrub_error(f.error, resolved.value))
         if not report.ok:
             raise typer.Exit(ExitCode.FAILURE)

@@ -24,6 +24,7 @@ import requests
 
 from fluxops.errors import FluxopsError
 from fluxops.hub.client import Hub
+from fluxops.hub.tokens import scrub
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
@@ -157,5 +158,5 @@ class ByteSource:
                                  retry_after_seconds(resp.headers.get("retry-after")), throttled=status == 429)
         if status in EXPIRED_STATUSES and not self.hub.is_hub_url(url):
             raise ExpiredUrl(first)
-        message = resp.headers.get("x-error-message") or resp.reason or ""
+        message = scrub(resp.headers.get("x-error-message") or resp.reason or "", self.hub.token)
         raise FluxopsError("download.failed", f"{host_of(url)} answered HTTP {status} ({message})")

@@ -19,7 +19,7 @@ DISK_MARGIN = 256 * 1024 * 1024  # room for the file system's own needs and anyt
 def check_source(hub: Hub, spec: ModelSpec, source: Source) -> RemoteFile:
     """The source's metadata, if it is reachable, allowed and serves the pinned bytes; else FluxopsError."""
     if source.gated:
-        hub.auth_check(source)
+        _advisory_auth_check(hub, source)
     remote = hub.metadata(source)
     where = f"{source.repo}:{source.path}@{source.revision}"
     if remote.size is not None and remote.size != spec.size:
@@ -29,6 +29,16 @@ def check_source(hub: Hub, spec: ModelSpec, source: Source) -> RemoteFile:
         raise FluxopsError("hub.upstream_changed", f"{where} now has sha256 {remote.sha256}, the manifest "
                            f"pins {spec.sha256}: upstream changed, this source is refused")
     return remote
+
+
+def _advisory_auth_check(hub: Hub, source: Source) -> None:
+    """The licence check says early why a gated source is refused; where the endpoint has no such API (a mirror)
+    the metadata request below answers the same question."""
+    try:
+        hub.auth_check(source)
+    except FluxopsError as exc:
+        if exc.code in ("hub.gated", "hub.token_invalid", "hub.unreachable", "hub.offline"):
+            raise
 
 
 def choose_source(hub: Hub, spec: ModelSpec, notice: Callable[[str], None]) -> RemoteFile:

@@ -139,7 +139,7 @@ def _plan(manifest: Manifest, models_dir: Path, cache: VerifyCache, settings: Se
 def _preflight(plans: list[FileOutcome], manifest: Manifest, hub: Hub, events: SetupEvents) -> None:
     wanted = [p for p in plans if p.action == "download"]
     if wanted and hub.token:
-        hub.whoami()  # a bad token fails here, before anything else
+        _check_token(hub, events)
     for plan in wanted:
         try:
             plan.remote = choose_source(hub, manifest.by_id(plan.id), events.note)
@@ -148,6 +148,17 @@ def _preflight(plans: list[FileOutcome], manifest: Manifest, hub: Hub, events: S
             if exc.code in ("hub.token_invalid", "hub.unreachable"):
                 raise
             plan.action, plan.error = "failed", exc
+
+
+def _check_token(hub: Hub, events: SetupEvents) -> None:
+    """A token the Hub refuses stops setup before anything else. The check is advice otherwise: a mirror set in
+    HF_ENDPOINT often has no account API (/api/whoami-v2 answers 404), and only the downloads decide."""
+    try:
+        hub.whoami()
+    except FluxopsError as exc:
+        if exc.code == "hub.token_invalid":
+            raise
+        events.note(f"the token was not checked ({exc.message}); the downloads will tell")
 
 
 def run_setup(settings: Settings, manifest: Manifest, token: ResolvedToken, options: SetupOptions,

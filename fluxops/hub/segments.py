@@ -6,8 +6,9 @@
 - A checkpoint thread records progress in the state file after at most CHECKPOINT_BYTES new bytes or
   CHECKPOINT_SECONDS (a kill -9 loses only what arrived since), and every SYNC_SECONDS fdatasyncs the part
   first, so a reboot loses at most that much (partial.py).
-- A hasher thread follows the contiguous written prefix and feeds sha256 (and blake3) from the page cache,
-  so the digest is ready moments after the last byte; on resume it re-hashes the kept prefix once.
+- A hasher thread (prefixhash.py) follows the contiguous written prefix and feeds sha256 (and blake3) from
+  the page cache; on resume it re-hashes the kept prefix once, and a kept prefix that hashes wrong is
+  discarded and fetched again.
 - Adaptive: a 429 or repeated errors halve the connections in use; an expired CDN URL is resolved again;
   a server that ignores Range turns the download into one stream from byte 0.
 Memory: about connections x READ_CHUNK + HASH_CHUNK, whatever the file size.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import hashlib
 import math
 import os
 import threading
@@ -30,10 +30,10 @@ import requests
 
 from fluxops.errors import FluxopsError
 from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, broken, discard, load_done
+from fluxops.hub.prefixhash import PrefixHasher
 from fluxops.hub.rangedget import RETRYABLE, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
 
 READ_CHUNK = 512 * 1024
-HASH_CHUNK = 8 * 1024 * 1024
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # record progress at least this often (cheap: no sync)
 CHECKPOINT_SECONDS = 0.25
 SYNC_SECONDS = 2.0  # and make it durable (fdatasync) this often
@@ -106,6 +106,32 @@ class SegmentedDownload:
         return self._fetched
 
     def run(self) -> Fetched:
+        """Fetch what is missing and check the sha256. A resumed partial whose bytes do not hash right is the
+        local copy's fault (changed on disk, or a state file that lied), not the server's: it is discarded and
+        the file fetched once more from byte 0; only a fresh download that mismatches blames the server."""
+        fetched = self._attempt()
+        if fetched.sha256 != self.sha256 and fetched.resumed_from:
+            discard(self.paths)
+            self.on_note("the partial download kept from an earlier run did not hold the right bytes (changed on "
+                         "disk, or its state file was wrong); discarded, fetching the file again")
+            self._reset()
+            fetched = self._attempt()
+        if fetched.sha256 != self.sha256:
+            discard(self.paths)  # wrong bytes are worth nothing: the next run starts clean
+            raise FluxopsError("download.hash_mismatch", f"{host_of(self.source.url)} served bytes with sha256 "
+                               f"{fetched.sha256}, expected {self.sha256}; nothing was placed")
+        return fetched
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._written = RangeSet()
+            self._active.clear()
+            self._error, self._single_stream, self._since_checkpoint = None, False, 0
+        self._abort.clear()
+        self._checkpoint_due.clear()
+
+    def _attempt(self) -> Fetched:
         try:  # the part and its state file: a full disk or a lost permission is an error, not a traceback
             self.paths.part.parent.mkdir(parents=True, exist_ok=True)
             if broken(self.paths):
@@ -128,10 +154,6 @@ class SegmentedDownload:
                 os.close(self._fd)
         except OSError as exc:
             raise self._write_error(exc) from exc
-        if digests[0] != self.sha256:
-            discard(self.paths)  # wrong bytes are worth nothing: the next run starts clean
-            raise FluxopsError("download.hash_mismatch", f"{host_of(self.source.url)} served bytes with sha256 "
-                               f"{digests[0]}, expected {self.sha256}; nothing was placed")
         return Fetched(digests[0], digests[1], self._fetched, resumed_from, self.allowed, self._single_stream)
 
     # -- threads ----------------------------------------------------------------------------------------
@@ -373,29 +395,12 @@ class SegmentedDownload:
         raise FluxopsError("download.failed", f"{host_of(self.source.url)} keeps refusing the download URL")
 
     def _hash_loop(self, out: list[tuple[str, str | None]]) -> None:
-        sha = hashlib.sha256()
-        b3 = None
-        if self.with_blake3:
-            import blake3
-
-            b3 = blake3.blake3()
-        pos = 0
-        while pos < self.size:
-            with self._lock:
-                while self._written.prefix_end() <= pos and not self._halted() and not self._workers_gone():
-                    self._lock.wait(0.5)
-                target = self._written.prefix_end()
-            if target <= pos:
-                return  # stopped, failed, or workers gone with a hole (their error is reported)
-            while pos < target:
-                data = os.pread(self._fd, min(HASH_CHUNK, target - pos), pos)
-                if not data:
-                    raise FluxopsError("download.write_failed", f"{self.paths.part} shrank while downloading")
-                sha.update(data)
-                if b3 is not None:
-                    b3.update(data)
-                pos += len(data)
-        out.append((sha.hexdigest(), b3.hexdigest() if b3 is not None else None))
+        hasher = PrefixHasher(self._fd, self.size, self.paths.part, with_blake3=self.with_blake3, cond=self._lock,
+                              prefix_end=lambda: self._written.prefix_end(),
+                              give_up=lambda: self._halted() or self._workers_gone())
+        digests = hasher.run()
+        if digests is not None:
+            out.append(digests)
 
     def _workers_gone(self) -> bool:
         return not any(t.is_alive() for t in self._workers)

@@ -127,7 +127,7 @@ class VerifyCache:
         self._entries[key.path] = {"size": key.size, "mtime_ns": key.mtime_ns, "inode": key.inode,
                                    "device": key.device, "sha256": sha256, "verified_at": time.time()}
         if blake3:
-            self._blake3[sha256] = blake3
+            self._blake3[sha256] = blake3  # the blake3 of bytes that just matched sha256: replaces any other
         self._dirty = True
 
     def forget(self, path: Path) -> None:

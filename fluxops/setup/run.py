@@ -234,6 +234,7 @@ def _download_one(settings: Settings, spec: ModelSpec, plan: FileOutcome, hub: H
         plan.fetched, plan.resume_from = fetched.fetched_bytes, fetched.resumed_from
         plan.connections = fetched.connections
         _place(spec, paths, models_dir, cache, fetched.blake3)
+        cache.save_or_note(events.note)  # now, not at the end: a kill later must not cost a re-hash of this file
         plan.action = "placed"
     except DownloadStopped:
         plan.fetched = engine.fetched_bytes

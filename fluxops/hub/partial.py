@@ -18,7 +18,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from fluxops.errors import FluxopsError
 from fluxops.files import write_atomic
+from fluxops.units import human_bytes
 
 PARTIAL_DIR = ".fluxops-partial"  # downloads in progress live here; never mistaken for a placed file
 STATE_VERSION = 1
@@ -209,3 +211,15 @@ def prune_partials(models_dir: Path, keep_sha256: set[str]) -> list[tuple[Path, 
         discard_path(path)
         removed.append((path, size))
     return removed
+
+
+def disk_full_error(folder: Path, still_needed: int) -> FluxopsError:
+    """setup.disk_full for a write that found the disk full: what is still to write, what is free, and that
+    what arrived is kept (the state file is only ever replaced whole, so it stays valid)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = 0
+    return FluxopsError("setup.disk_full", f"the disk holding {folder} filled up: {human_bytes(still_needed)} of "
+                        f"this file still to write, {human_bytes(free)} free; free at least "
+                        f"{human_bytes(max(0, still_needed - free))} there (what arrived is kept for the resume)")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import requests
 
 from fluxops.errors import FluxopsError
-from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, broken, discard, load_done
+from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, broken, discard, disk_full_error, load_done
 from fluxops.hub.prefixhash import PrefixHasher
 from fluxops.hub.rangedget import RETRYABLE, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
 
@@ -357,8 +357,9 @@ class SegmentedDownload:
         self._record(offset, written)
 
     def _write_error(self, exc: OSError) -> FluxopsError:
-        code = "setup.disk_full" if exc.errno == errno.ENOSPC else "download.write_failed"
-        return FluxopsError(code, f"cannot write {self.paths.part}: {exc.strerror}")
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return FluxopsError("download.write_failed", f"cannot write {self.paths.part}: {exc.strerror}")
+        return disk_full_error(self.paths.part.parent, self.size - self._snapshot().covered)
 
     def _become_single_stream(self, session: requests.Session, response: requests.Response) -> None:
         """The server ignored Range (200 with the whole file): one stream from byte 0 does it all."""

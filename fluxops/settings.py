@@ -157,6 +157,9 @@ SPECS: dict[str, Spec] = {
     "connections": Spec("FLUXOPS_CONNECTIONS", _positive, lambda s: 8, "HTTP connections per download"),
     "segment_size": Spec("FLUXOPS_SEGMENT_SIZE", _segment_size, lambda s: 32 * 1024 * 1024,
                          "bytes per download segment (one ranged request each; at least 64 KiB)"),
+    "stall_timeout": Spec("FLUXOPS_STALL_TIMEOUT", _seconds, lambda s: 20.0,
+                          "seconds without a byte before a download connection is dropped (also the longest "
+                          "Retry-After honoured)"),
     "hf_offline": Spec("HF_HUB_OFFLINE", _bool, lambda s: False, "no network calls to the Hub"),
     "torch_index_base": Spec("FLUXOPS_TORCH_INDEX_BASE", _str, lambda s: "https://download.pytorch.org/whl",
                              "PyTorch's wheel indexes (a mirror of download.pytorch.org/whl keeps the choice)"),
@@ -177,6 +180,7 @@ class Settings:
     parallel_files: int  # the `jobs` setting: files downloaded or hashed at once
     connections: int
     segment_size: int = 32 * 1024 * 1024
+    stall_timeout: float = 20.0
     hf_offline: bool = False
     torch_index_base: str = "https://download.pytorch.org/whl"
     config_file: Path | None = None

@@ -221,14 +221,16 @@ def _download_one(settings: Settings, spec: ModelSpec, plan: FileOutcome, hub: H
     remote = plan.remote
     models_dir = settings.require_models_dir()
     paths = PartPaths.for_sha(models_dir, spec.sha256)
-    source = ByteSource(hub, remote.location, lambda: hub.metadata(remote.source, remote.commit).location)
+    source = ByteSource(hub, remote.location, lambda: hub.metadata(remote.source, remote.commit).location,
+                        read_timeout=settings.stall_timeout)
     events.started(spec.id, spec.size, plan.resume_from)
     started = time.perf_counter()
     engine = SegmentedDownload(paths=paths, size=spec.size, sha256=spec.sha256, source=source,
                                connections=settings.connections, segment_size=settings.segment_size,
                                permits=permits, stop=stop, on_bytes=lambda n: events.advance(spec.id, n),
                                with_blake3=options.with_blake3,
-                               on_note=lambda text: events.note(f"{spec.id}: {text}"))
+                               on_note=lambda text: events.note(f"{spec.id}: {text}"),
+                               stall_timeout=settings.stall_timeout)
     try:
         fetched = engine.run()
         plan.fetched, plan.resume_from = fetched.fetched_bytes, fetched.resumed_from

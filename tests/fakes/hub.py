@@ -62,6 +62,7 @@ class Faults:
     no_account_api: bool = False  # /api/* answers a bare 404, like a mirror without accounts (HF_ENDPOINT)
     stall_after: int | None = None  # every body stops sending (the connection stays open) after this many bytes
     stall_seconds: float = 30.0  # how long a stalled body waits before it is cut
+    stall_once: bool = False  # the first body to stall turns stall_after off for the bodies after it
 
 
 @dataclass
@@ -86,6 +87,7 @@ class FakeHub:
         self.cdn_auth_seen: list[bool] = []
         self.log: list[tuple[str, str, str]] = []  # (role, method, path)
         self.lock = threading.Lock()
+        self.closing = threading.Event()  # ends stalled bodies
         self._sig = 0
         self._valid_from = 0
         self.hub = self._start("hub")
@@ -126,6 +128,7 @@ class FakeHub:
         return _commit_for(repo)
 
     def close(self) -> None:
+        self.closing.set()
         for server in (self.hub, self.cdn):
             server.shutdown()
             server.server_close()
@@ -312,6 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self, entry: HubFile, start: int, end: int, drop_after: int | None) -> None:
         fake = self.fake
+        stall_after = fake.faults.stall_after
+        if stall_after is not None:
+            drop_after = stall_after if drop_after is None else min(drop_after, stall_after)
         plain = drop_after is None and not fake.faults.wrong_bytes and fake.faults.rate is None
         with contextlib.ExitStack() as stack:
             fh = stack.enter_context(entry.data.open("rb")) if entry.data is not None else None
@@ -325,6 +331,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if drop_after is not None:
                     n = min(n, max(0, drop_after - sent_here))
                     if n == 0:
+                        if stall_after is not None:  # silent, the connection open, until the fake closes
+                            if fake.faults.stall_once:
+                                fake.faults.stall_after = None
+                            with contextlib.suppress(OSError):
+                                self.wfile.flush()
+                            fake.closing.wait(fake.faults.stall_seconds)
                         self._drop()
                         return
                 data = bytearray(os.pread(fh.fileno(), n, pos) if fh is not None else bytes(n))

@@ -98,6 +98,17 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    def require_distinct_sha256(self) -> None:
+        """What `fluxops setup` needs: a download is keyed by its sha256 (one partial each), so two entries with
+        the same bytes would race on one partial. Checked by setup only: to verify, such entries are harmless."""
+        seen: dict[str, str] = {}
+        for spec in self.files:
+            if spec.sha256 in seen:
+                raise FluxopsError("manifest.invalid", f"{self.path}: file ({spec.id}).sha256: same sha256 as "
+                                   f"entry {seen[spec.sha256]!r}: the same bytes at two destinations; keep one "
+                                   "entry (ComfyUI finds a file through extra_model_paths.yaml or a link you make)")
+            seen[spec.sha256] = spec.id
+
     def by_id(self, file_id: str) -> ModelSpec:
         for spec in self.files:
             if spec.id == file_id:
@@ -218,13 +229,7 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     files = [_load_file(check, raw, i) for i, raw in enumerate(raw_files)]
     seen_dest: dict[str, str] = {}
     seen_id: set[str] = set()
-    seen_sha: dict[str, str] = {}
     for spec in files:
-        if spec.sha256 in seen_sha:  # one partial download per sha256: two entries would race on it
-            raise check.fail(f"file ({spec.id}).sha256", f"same sha256 as entry {seen_sha[spec.sha256]!r}: "
-                             "the same bytes at two destinations; keep one entry (ComfyUI finds a file through "
-                             "extra_model_paths.yaml or a link you make)")
-        seen_sha[spec.sha256] = spec.id
         if spec.id in seen_id:
             raise check.fail(f"file ({spec.id}).id", "two entries have the same id")
         seen_id.add(spec.id)

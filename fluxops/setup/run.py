@@ -164,6 +164,7 @@ def _check_token(hub: Hub, events: SetupEvents) -> None:
 def run_setup(settings: Settings, manifest: Manifest, token: ResolvedToken, options: SetupOptions,
               events: SetupEvents, stop: threading.Event | None = None) -> SetupReport:
     models_dir = settings.require_models_dir()
+    manifest.require_distinct_sha256()
     cache = VerifyCache(settings.verify_cache_path)
     if not options.dry_run:
         make_models_dir(models_dir)

@@ -172,7 +172,7 @@ def test_manifest_filename_no_file_system_takes(cli, scaled: Scaled, name: str, 
     assert_one_clear_line(result, 2, "filename")
 
 
-@pytest.mark.parametrize("command", [("verify",), ("setup",)])
+@pytest.mark.parametrize("command", [("setup",), ("setup", "--dry-run")])
 def test_manifest_entries_with_one_sha256_and_two_destinations(cli, scaled: Scaled, command) -> None:
     text = scaled.manifest.read_text()
     vae = text[text.index('[[file]]\nid = "vae"'):text.index('[[file]]\nid = "lora"')]

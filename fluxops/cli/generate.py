@@ -50,6 +50,8 @@ def generate(
     batch: Annotated[int | None, typer.Option(help="Images per prompt (one latent batch).",
                                               rich_help_panel=_PANEL)] = None,
     count: Annotated[int, typer.Option(min=1, help="Prompts to queue at once, each with its own seed.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", help="Run even when --count/--batch add up to more than a day "
+                                      "of work.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", file_okay=False, help="Folder for images and "
                                                 "their JSON sidecars (default ./outputs; env FLUXOPS_OUTPUT_DIR).")
                       ] = None,
@@ -78,16 +80,17 @@ def generate(
         overrides = Overrides(prompt=prompt, negative=negative, steps=steps, cfg=cfg, sampler=sampler,
                               scheduler=scheduler, lora_strength=lora_strength, width=width, height=height,
                               batch=batch)
-        _run(out, settings, overrides, preset, seed, count, workflow, check, url, stop_after)
+        _run(out, settings, overrides, preset, seed, count, workflow, check, url, stop_after, yes)
 
 
 def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, seed: int | None, count: int,
-         workflow: Path | None, check: bool, url: str | None, stop_after: bool) -> None:
+         workflow: Path | None, check: bool, url: str | None, stop_after: bool, yes: bool) -> None:
     from fluxops.generate.plan import GenerateRequest, plan
     from fluxops.generate.run import execute
 
     request = (GenerateRequest.health_check(overrides, workflow) if check else
-               GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow))
+               GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow,
+                               yes=yes))
     the_plan = plan(request, settings.manifest)
     params = the_plan.jobs[0].params
     if params.width % 16 or params.height % 16:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from fluxops.comfy.client import ComfyClient, is_loopback
 from fluxops.generate.healthcheck import Verdict, assess
+from fluxops.generate.imagefiles import ensure_writable
 from fluxops.generate.nodespec import ProblemKind, check_graph, parse_object_info, raise_for
 from fluxops.generate.plan import Plan
 from fluxops.generate.runner import Event, RunContext, Runner, RunResult
@@ -74,6 +75,7 @@ def execute(settings: Settings, the_plan: Plan, *, url: str | None = None, stop_
             ) -> Outcome:
     """Reach (or start) the server, check the graphs against it, run them, and judge the health check."""
     note = on_note or (lambda _text: None)
+    ensure_writable(settings.output_dir)
     conn = connect(settings, url, on_note=note)
     if conn.started and not stop_after:
         note("the ComfyUI this command started stays running: `fluxops comfy stop` stops it")

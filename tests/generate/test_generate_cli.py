@@ -195,7 +195,7 @@ def test_an_answer_that_is_not_json_is_an_error(generate: Any, fake: Fake, tmp_p
     assert error["code"] == "comfy.bad_response"
     assert error["message"] == f"POST /prompt at {fake.url}/prompt did not return JSON: is this a ComfyUI server?"
     assert fake.received()["count"] == 1  # nothing more was sent after the garbage answer
-    assert not (tmp_path / "out").exists()
+    assert list((tmp_path / "out").iterdir()) == []  # the folder was made (and tested) before: no image in it
 
 
 @pytest.mark.parametrize("fault", ["drop_ws", "no_ws"])
@@ -208,17 +208,6 @@ def test_without_websocket_it_polls_history(generate: Any, fake: Fake, fault: st
     assert "following the run by polling /history" in result.stderr
     sidecar = json.loads(Path(data["images"][0]["sidecar"]).read_text())
     assert sidecar["timings"]["started"] and sidecar["timings"]["finished"]
-
-
-def test_unwritable_output_is_reported_and_the_rest_withdrawn(cli: Any, fake: Fake, tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    fake.faults(step_seconds=0.05)
-    result = cli("generate", "--port", str(fake.port), "--count", "3", "--output", str(blocker / "out"), "--json")
-    assert result.returncode == 1
-    error = document(result)["error"]
-    assert error["code"] == "generate.save_failed" and "--output" in error["hint"]
-    assert fake.get("/queue")["queue_pending"] == []
 
 
 def test_check_passes(generate: Any, fake: Fake) -> None:

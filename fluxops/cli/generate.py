@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fluxops.generate.run import Outcome
-    from fluxops.generate.runner import Event, RunResult
+    from fluxops.generate.runresult import Event, RunResult
     from fluxops.generate.workflow import Overrides
     from fluxops.settings import Settings
 
@@ -87,6 +87,7 @@ def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, see
          workflow: Path | None, check: bool, url: str | None, stop_after: bool, yes: bool) -> None:
     from fluxops.generate.plan import GenerateRequest, plan
     from fluxops.generate.run import execute
+    from fluxops.generate.runresult import PartialRunError
 
     request = (GenerateRequest.health_check(overrides, workflow) if check else
                GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow,
@@ -98,9 +99,14 @@ def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, see
     seeds = the_plan.seeds
     out.note(f"seed {seeds[0]}" + (f"..{seeds[-1]}" if len(seeds) > 1 else "")
              + f" (reproduce with --seed {seeds[0]})")
-    with out.step_progress("connecting") as update:
-        outcome = execute(settings, the_plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
-                               on_note=out.note)
+    try:
+        with out.step_progress("connecting") as update:
+            outcome = execute(settings, the_plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
+                              on_note=out.note)
+    except PartialRunError as exc:  # the images saved before the failure are reported with the error
+        _print_saved_before_failure(out, exc.result)
+        out.error(exc, data={"seeds": the_plan.seeds, **exc.result.to_dict()})
+        raise typer.Exit(exc.exit_code) from None
     out.emit(outcome.to_dict(), ok=outcome.ok)
     if outcome.check is not None:
         _show_check(out, outcome)
@@ -109,7 +115,7 @@ def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, see
 
 
 def _renderer(out: Output, update: Callable[..., None]) -> Callable[[Event], None]:
-    from fluxops.generate.runner import EventKind
+    from fluxops.generate.runresult import EventKind
 
     def on_event(event: Event) -> None:
         label = f"image {event.job + 1}/{event.jobs}" if event.jobs > 1 else "image"
@@ -137,6 +143,14 @@ def _print_summary(out: Output, result: RunResult) -> None:
     n = len(result.images)
     out.line(f"{n} image{'s' if n != 1 else ''} in {result.seconds:.1f} s: {result.seconds_per_image} s/image, "
              f"{result.images_per_minute} images/min", style="green")
+
+
+def _print_saved_before_failure(out: Output, result: RunResult) -> None:
+    for image in result.images:
+        out.line(f"{image['path']}  (seed {image['seed']})")
+    n = len(result.images)
+    if n:
+        out.line(f"{n} image{'s' if n != 1 else ''} saved before the run failed", style="yellow")
 
 
 def _show_check(out: Output, outcome: Outcome) -> None:

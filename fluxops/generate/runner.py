@@ -13,9 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,70 +22,14 @@ from fluxops.comfy.ws import EventStream, StreamClosed
 from fluxops.errors import FluxopsError
 from fluxops.generate.imagefiles import output_stem, save_image
 from fluxops.generate.plan import Job
-from fluxops.generate.workflow import Workflow
+from fluxops.generate.runresult import Event, EventKind, PartialRunError, RunContext, RunResult, iso
+
+__all__ = ["Event", "EventKind", "RunContext", "RunResult", "Runner"]
 
 POLL_SECONDS = 0.2
 SILENCE_CHECK_SECONDS = 5.0
 HISTORY_WAIT_SECONDS = 3.0
 MISSING_SECONDS = 10.0  # a prompt absent from both queue and history this long was deleted by someone
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every sidecar records besides the job's own parameters."""
-
-    workflow: Workflow
-    models: dict[str, dict[str, str]]  # file id -> {"filename", "sha256"}
-    server: dict[str, Any]  # {"url", "comfyui_version"}
-    output_dir: Path
-
-
-class EventKind(str, Enum):
-    QUEUED = "queued"  # the server accepted the job's prompt
-    STARTED = "started"  # it began to run
-    NODE = "node"  # a node of it began (text: which)
-    STEP = "step"  # a sampler step ended (step, steps)
-    SAVED = "saved"  # an image of it was written (path)
-    FALLBACK = "fallback"  # the run follows by polling from now on (text: why)
-    CANCELLED = "cancelled"  # Ctrl-C or an error removed the run's unfinished prompts (text: what)
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something the user may want to see while the run goes on."""
-
-    kind: EventKind
-    job: int
-    jobs: int
-    text: str = ""
-    step: int | None = None
-    steps: int | None = None
-    path: Path | None = None
-
-
-@dataclass(frozen=True)
-class RunResult:
-    images: list[dict[str, Any]]
-    jobs: list[dict[str, Any]]
-    seconds: float
-    transport: str
-
-    @property
-    def seconds_per_image(self) -> float | None:
-        return round(self.seconds / len(self.images), 3) if self.images else None
-
-    @property
-    def images_per_minute(self) -> float | None:
-        return round(60 * len(self.images) / self.seconds, 2) if self.images and self.seconds > 0 else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "jobs": self.jobs, "seconds": round(self.seconds, 3),
-                "seconds_per_image": self.seconds_per_image, "images_per_minute": self.images_per_minute,
-                "transport": self.transport}
-
-
-def iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds") if epoch else None
 
 
 class Runner:
@@ -119,9 +60,9 @@ class Runner:
         except KeyboardInterrupt:
             self.cancel()
             raise
-        except FluxopsError:
+        except FluxopsError as exc:
             self.cancel()
-            raise
+            raise PartialRunError(exc, self.result()) from exc
         finally:
             if self.stream is not None:
                 self.stream.close()

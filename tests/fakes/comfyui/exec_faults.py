@@ -6,6 +6,7 @@ FAKE_COMFYUI_STEP_SECONDS        time per sampler step (default 0.005)
 FAKE_COMFYUI_SECONDS_PER_IMAGE   a fixed time per image: the whole prompt takes this x batch_size (overrides
                                  the step time; used by the benchmark)
 FAKE_COMFYUI_OOM                 "1": the sampler raises torch.OutOfMemoryError at its first step
+FAKE_COMFYUI_OOM_FROM_PROMPT     N: like OOM, from the Nth prompt this server runs on (the ones before succeed)
 FAKE_COMFYUI_LOAD_ERROR          "1": VAELoader fails like a placeholder file (RuntimeError "VAE is invalid")
 FAKE_COMFYUI_DIE_AT_STEP         N: the process exits (code 1) at sampler step N: death mid-run
 FAKE_COMFYUI_DROP_WS             "1": when a prompt starts, close every WebSocket and refuse new ones
@@ -30,6 +31,7 @@ class ExecFaults:
     step_seconds: float = 0.005
     seconds_per_image: float | None = None
     oom: bool = False
+    oom_from_prompt: int | None = None
     load_error: bool = False
     die_at_step: int | None = None
     drop_ws: bool = False

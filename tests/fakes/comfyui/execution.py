@@ -64,6 +64,7 @@ class Executor:
         self.cache: dict[str, Any] = {}  # node signature -> its UI output (None for nodes without one)
         self.free_requests: list[dict[str, Any]] = []
         self.ws_refused = faults.no_ws
+        self.prompts_run = 0
 
     # -- queue -----------------------------------------------------------------------------------------
     def sync_pending(self) -> None:
@@ -104,6 +105,7 @@ class Executor:
     # -- one prompt -----------------------------------------------------------------------------------
     async def run_prompt(self, item: list[Any]) -> None:
         _number, prompt_id, prompt, extra, outputs = item
+        self.prompts_run += 1
         sid = extra.get("client_id")
         started = time.monotonic()
         messages: list[list[Any]] = []
@@ -181,7 +183,8 @@ class Executor:
         steps = int(prompt[node]["inputs"].get("steps", 1))
         delay = self.step_delay(prompt, steps)
         for step in range(1, steps + 1):
-            if self.faults.oom:
+            if self.faults.oom or (self.faults.oom_from_prompt is not None
+                                   and self.prompts_run >= self.faults.oom_from_prompt):
                 raise NodeFailed(node, "torch.OutOfMemoryError", OOM_MESSAGE)
             if self.faults.die_at_step is not None and step >= self.faults.die_at_step:
                 self.comfy.log.error("fake ComfyUI: dying at step %s (FAKE_COMFYUI_DIE_AT_STEP)", step)

@@ -132,17 +132,20 @@ def _renderer(out: Output, update: Callable[..., None]) -> Callable[[Event], Non
             out.event(f"{label}: saved {event.path}")
         elif event.kind is EventKind.FALLBACK:
             out.warn(event.text)
-        elif event.kind is EventKind.CANCELLED:
-            out.note(event.text)
+        elif event.kind in (EventKind.CANCELLED, EventKind.CACHED):
+            out.note(f"{label}: {event.text}" if event.kind is EventKind.CACHED else event.text)
     return on_event
 
 
 def _print_summary(out: Output, result: RunResult) -> None:
     for image in result.images:
-        out.line(f"{image['path']}  (seed {image['seed']})")
-    n = len(result.images)
-    out.line(f"{n} image{'s' if n != 1 else ''} in {result.seconds:.1f} s: {result.seconds_per_image} s/image, "
-             f"{result.images_per_minute} images/min", style="green")
+        out.line(f"{image['path']}  (seed {image['seed']})" + ("  [from ComfyUI's cache]" if image.get("cached")
+                                                              else ""))
+    n, cached = len(result.images), result.cached
+    figures = (f"{result.seconds_per_image} s/image, {result.images_per_minute} images/min" if result.generated
+               else "no image was generated")
+    from_cache = f" ({cached} from ComfyUI's cache, left out of the figures)" if cached else ""
+    out.line(f"{n} image{'s' if n != 1 else ''} in {result.seconds:.1f} s: {figures}{from_cache}", style="green")
 
 
 def _print_saved_before_failure(out: Output, result: RunResult) -> None:

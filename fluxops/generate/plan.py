@@ -70,6 +70,7 @@ class Job:
     outputs: dict[str, Any] = field(default_factory=dict)
     saved: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
+    cached: bool = False  # ComfyUI answered it from its node cache: its Save Image node did not run
     missing_since: float | None = None  # monotonic; set while the prompt is neither queued nor finished
 
     def seconds_per_step(self) -> float | None:

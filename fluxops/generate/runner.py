@@ -195,6 +195,8 @@ class Runner:
             job.step_times.append(time.monotonic())
             self._emit(EventKind.STEP, job, text=failures.where(job.graph, self.sampler_id),
                        step=int(data.get("value", 0)), steps=int(data.get("max", 0)))
+        elif kind == "execution_cached":
+            self._mark_cached(job, data.get("nodes"))
         elif kind == "executed" and isinstance(data.get("output"), dict):
             job.outputs[str(data.get("node"))] = data["output"]
         elif kind in ("execution_error", "execution_interrupted"):
@@ -216,6 +218,9 @@ class Runner:
                                     if isinstance(data, dict) and isinstance(data.get("timestamp"), (int, float))}
         if "execution_start" in stamps and job.started_at is None:
             job.started_at = stamps["execution_start"] / 1000
+        for name, data in messages:  # polling sees execution_cached only here
+            if name == "execution_cached" and isinstance(data, dict):
+                self._mark_cached(job, data.get("nodes"))
         if status.get("status_str") == "error":
             kind, data = (messages[-1][0], messages[-1][1]) if messages else ("execution_error", {})
             self._raise_failure(job, str(kind), data if isinstance(data, dict) else {})
@@ -230,13 +235,23 @@ class Runner:
             self._save(job, n, len(images), image)
         job.done = True
 
+    def _mark_cached(self, job: Job, nodes: Any) -> None:
+        """`execution_cached` lists the nodes whose outputs are reused; with the Save Image node among them,
+        the prompt's images are an earlier run's files (protocol: identical re-submission)."""
+        if job.cached or not isinstance(nodes, list) or self.save_id not in [str(n) for n in nodes]:
+            return
+        job.cached = True
+        self._emit(EventKind.CACHED, job, text="ComfyUI answered from its cache (an identical prompt ran "
+                   "before): no new image was generated; change --seed or --prompt for a new one")
+
     def _save(self, job: Job, n: int, total: int, image: dict[str, Any]) -> None:
         data = self.client.view(image["filename"], image.get("subfolder", ""), image.get("type", "output"))
         prefix = str(job.graph[self.save_id]["inputs"].get("filename_prefix", "image"))
         stem = f"{output_stem(prefix)}_{job.params.seed}" + (f"_{n + 1}" if total > 1 else "")
         path, sidecar = save_image(self.ctx.output_dir, stem, data, self._sidecar(job, image, n))
         job.saved.append({"path": str(path), "sidecar": str(sidecar), "seed": job.params.seed,
-                          "prompt_id": job.prompt_id, "batch_index": n, "bytes": len(data)})
+                          "prompt_id": job.prompt_id, "batch_index": n, "bytes": len(data),
+                          "cached": job.cached})
         self._emit(EventKind.SAVED, job, path=path)
 
     def _sidecar(self, job: Job, image: dict[str, Any], n: int) -> dict[str, Any]:
@@ -246,6 +261,7 @@ class Runner:
             "batch_index": n, "parameters": job.params.to_dict(),
             "workflow": {"name": self.ctx.workflow.name, "path": str(self.ctx.workflow.path)},
             "models": self.ctx.models, "server": self.ctx.server, "prompt_id": job.prompt_id,
+            "cached": job.cached,
             "comfyui_file": image,
             "timings": {"queued": iso(job.queued_at), "started": iso(started), "finished": iso(finished),
                         "seconds": round(finished - started, 3) if started and finished else None,

@@ -29,6 +29,7 @@ class EventKind(str, Enum):
     NODE = "node"  # a node of it began (text: which)
     STEP = "step"  # a sampler step ended (step, steps)
     SAVED = "saved"  # an image of it was written (path)
+    CACHED = "cached"  # ComfyUI answered it from its cache: no new image was generated
     FALLBACK = "fallback"  # the run follows by polling from now on (text: why)
     CANCELLED = "cancelled"  # Ctrl-C or an error removed the run's unfinished prompts (text: what)
 
@@ -54,16 +55,27 @@ class RunResult:
     transport: str
 
     @property
+    def generated(self) -> int:
+        """Images the server made in this run: those it answered from its cache took no GPU time, and
+        counting them would flatter the figures."""
+        return sum(1 for image in self.images if not image.get("cached"))
+
+    @property
+    def cached(self) -> int:
+        return len(self.images) - self.generated
+
+    @property
     def seconds_per_image(self) -> float | None:
-        return round(self.seconds / len(self.images), 3) if self.images else None
+        return round(self.seconds / self.generated, 3) if self.generated else None
 
     @property
     def images_per_minute(self) -> float | None:
-        return round(60 * len(self.images) / self.seconds, 2) if self.images and self.seconds > 0 else None
+        return round(60 * self.generated / self.seconds, 2) if self.generated and self.seconds > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "jobs": self.jobs, "seconds": round(self.seconds, 3),
                 "seconds_per_image": self.seconds_per_image, "images_per_minute": self.images_per_minute,
+                "cached_images": self.cached,
                 "transport": self.transport}
 
 

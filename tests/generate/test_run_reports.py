@@ -42,3 +42,24 @@ def test_a_failure_before_any_image_claims_none(generate: Any, fake: Fake) -> No
     result = generate("--count", "2", "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["data"]["images"] == []
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_a_prompt_answered_from_the_cache_is_said_to_be_and_left_out_of_the_figures(
+        generate: Any, fake: Fake, transport: str) -> None:
+    if transport == "polling":
+        fake.faults(no_ws=True)
+    assert generate("--seed", "5").returncode == 0
+    again = generate("--count", "2", "--seed", "5", "--json")  # seed 5 again (identical graph), and seed 6
+    assert again.returncode == 0, again.stderr
+    data = json.loads(again.stdout)["data"]
+    assert data["transport"] == transport
+    cached, fresh = data["images"]
+    assert cached["cached"] is True and fresh["cached"] is False and data["cached_images"] == 1
+    assert data["seconds_per_image"] == round(data["seconds"], 3)  # one generated image, not two
+    assert json.loads(Path(cached["sidecar"]).read_text())["cached"] is True
+    assert "image 1/2: ComfyUI answered from its cache" in again.stderr
+
+    human = generate("--seed", "5")
+    assert "[from ComfyUI's cache]" in human.stdout
+    assert "1 image in" in human.stdout and "no image was generated (1 from ComfyUI's cache" in human.stdout

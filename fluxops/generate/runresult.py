@@ -18,7 +18,7 @@ class RunContext:
     """What every sidecar records besides the job's own parameters."""
 
     workflow: Workflow
-    models: dict[str, dict[str, str]]  # file id -> {"filename", "sha256"}
+    models: dict[str, dict[str, Any]]  # file id -> {"filename", "sha256", "verified_at" or "not_checked"}
     server: dict[str, Any]  # {"url", "comfyui_version"}
     output_dir: Path
 

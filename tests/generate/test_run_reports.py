@@ -63,3 +63,38 @@ def test_a_prompt_answered_from_the_cache_is_said_to_be_and_left_out_of_the_figu
     human = generate("--seed", "5")
     assert "[from ComfyUI's cache]" in human.stdout
     assert "1 image in" in human.stdout and "no image was generated (1 from ComfyUI's cache" in human.stdout
+
+
+def test_a_remote_server_s_model_hashes_are_not_claimed(cli: Any, fake: Fake, tmp_path: Path) -> None:
+    result = cli("generate", "--url", fake.url, "--seed", "3", "--output", str(tmp_path / "o"), "--json")
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads(Path(json.loads(result.stdout)["data"]["images"][0]["sidecar"]).read_text())
+    assert set(sidecar["models"]) == {"diffusion_model", "clip_l", "t5xxl", "vae", "lora"}
+    for record in sidecar["models"].values():
+        assert record["sha256"] is None and "not started by fluxops" in record["not_checked"]
+
+
+def test_a_server_fluxops_started_records_the_verified_hashes(comfy: Any, cli: Any, comfyui_dir: Path,
+                                                               tmp_path: Path) -> None:
+    from tests.fakes.models import place, small_models, write_manifest
+
+    models = small_models(64)
+    place(comfyui_dir / "models", models)
+    manifest = write_manifest(tmp_path / "manifest.toml", models)
+    verified = cli("verify", "--manifest", str(manifest))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    lora = comfyui_dir / "models" / "loras" / "FLUX.1-Turbo-Alpha.safetensors"
+
+    def sidecar_models(seed: str) -> dict[str, Any]:
+        result = cli("generate", "--manifest", str(manifest), "--seed", seed, "--output", str(tmp_path / "o"),
+                     "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(Path(json.loads(result.stdout)["data"]["images"][0]["sidecar"]).read_text())["models"]
+
+    records = sidecar_models("1")  # generate starts the server itself
+    for m in models:
+        assert records[m.id]["sha256"] == m.sha256 and records[m.id]["verified_at"], m.id
+    lora.write_bytes(lora.read_bytes() + b"changed after verify")
+    records = sidecar_models("2")  # the server `comfy`/generate started before, reused: still ours
+    assert records["lora"]["sha256"] is None and "fluxops verify" in records["lora"]["not_checked"]
+    assert records["vae"]["sha256"] == next(m.sha256 for m in models if m.id == "vae")

@@ -41,8 +41,10 @@ def run_context(settings: Settings, plan: Plan, conn: Connection) -> RunContext:
     system = conn.system_stats
     server = {"url": conn.client.base_url,
               "comfyui_version": (system.get("system") or {}).get("comfyui_version")}
+    argv = (system.get("system") or {}).get("argv")
     return RunContext(workflow=plan.workflow, models=model_records(settings, plan, conn), server=server,
-                      output_dir=settings.output_dir)
+                      output_dir=settings.output_dir,
+                      server_argv=tuple(str(a) for a in argv) if isinstance(argv, list) else ())
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class Runner:
         self.by_id = {job.prompt_id: job for job in jobs}
         self.ctx = ctx
         self.on_event = on_event or (lambda _e: None)
-        self.gpu_processes = gpu_processes or (lambda: [])
+        self.gpu_processes = gpu_processes  # None: the server is not on this machine
         self.client_id = uuid.uuid4().hex
         self.stream: EventStream | None = None
         self.transport = "websocket"
@@ -276,7 +276,10 @@ class Runner:
                                f"on the server at {failures.where(job.graph, data.get('node_id'))}")
         if failures.is_out_of_memory(data):
             self._free_memory()
-            raise failures.execution_failed(data, job.graph, self.gpu_processes())
+            p = job.params
+            raise failures.execution_failed(data, job.graph, failures.RunShape(
+                p.batch, p.width, p.height, self.ctx.server_argv, self.gpu_processes() if self.gpu_processes
+                else None))
         raise failures.execution_failed(data, job.graph)
 
     def _free_memory(self) -> None:

@@ -21,6 +21,7 @@ class RunContext:
     models: dict[str, dict[str, Any]]  # file id -> {"filename", "sha256", "verified_at" or "not_checked"}
     server: dict[str, Any]  # {"url", "comfyui_version"}
     output_dir: Path
+    server_argv: tuple[str, ...] = ()  # the server's command line (/system_stats), for the out-of-memory hint
 
 
 class EventKind(str, Enum):

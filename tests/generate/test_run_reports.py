@@ -98,3 +98,27 @@ def test_a_server_fluxops_started_records_the_verified_hashes(comfy: Any, cli: A
     records = sidecar_models("2")  # the server `comfy`/generate started before, reused: still ours
     assert records["lora"]["sha256"] is None and "fluxops verify" in records["lora"]["not_checked"]
     assert records["vae"]["sha256"] == next(m.sha256 for m in models if m.id == "vae")
+
+
+def _oom_hint(cli: Any, port: int, tmp_path: Path, *args: str) -> str:
+    result = cli("generate", "--port", str(port), "--output", str(tmp_path / "o"), "--json", *args)
+    assert result.returncode == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "generate.out_of_memory"
+    return str(error["hint"])
+
+
+def test_the_oom_hint_suggests_only_what_would_change_something(cli: Any, start_fake: Any,
+                                                                 tmp_path: Path) -> None:
+    _proc, port = start_fake(env={"FAKE_COMFYUI_OOM": "1"})
+    hint = _oom_hint(cli, port, tmp_path, "--batch", "2")
+    assert "--batch 1" in hint and "--width/--height" in hint and "--lowvram" in hint
+    hint = _oom_hint(cli, port, tmp_path, "--batch", "1", "--width", "512", "--height", "512")
+    assert "--batch" not in hint and "--width" not in hint and "--lowvram" in hint
+
+    _proc, low = start_fake("--lowvram", env={"FAKE_COMFYUI_OOM": "1"})
+    hint = _oom_hint(cli, low, tmp_path, "--batch", "1")
+    assert "--lowvram" not in hint and "--batch" not in hint and "--width/--height" in hint
+    hint = _oom_hint(cli, low, tmp_path, "--width", "512", "--height", "512")
+    assert "--lowvram" not in hint and "--batch" not in hint and "--width" not in hint
+    assert "needs a GPU with more memory" in hint or "stop other processes on the GPU" in hint

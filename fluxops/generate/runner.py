@@ -29,6 +29,8 @@ __all__ = ["Event", "EventKind", "RunContext", "RunResult", "Runner"]
 POLL_SECONDS = 0.2
 SILENCE_CHECK_SECONDS = 5.0
 HISTORY_WAIT_SECONDS = 3.0
+RECONNECT_DELAYS = (0.0, 0.2, 0.5, 1.0)  # right after a drop; then polling, retrying every:
+RETRY_STREAM_SECONDS = 2.0
 MISSING_SECONDS = 10.0  # a prompt absent from both queue and history this long was deleted by someone
 
 
@@ -45,6 +47,7 @@ class Runner:
         self.client_id = uuid.uuid4().hex
         self.stream: EventStream | None = None
         self.transport = "websocket"
+        self.reconnects = 0
         self.started = 0.0
         self.sampler_id = ctx.workflow.roles["sampler"]
         self.save_id = ctx.workflow.roles["save"]
@@ -73,7 +76,7 @@ class Runner:
         jobs = [{"prompt_id": j.prompt_id, "number": j.number, "seed": j.params.seed, "queued": iso(j.queued_at),
                  "started": iso(j.started_at), "finished": iso(j.finished_at),
                  "seconds_per_step": j.seconds_per_step()} for j in self.jobs]
-        return RunResult(images, jobs, time.monotonic() - self.started, self.transport)
+        return RunResult(images, jobs, time.monotonic() - self.started, self.transport, self.reconnects)
 
     def cancel(self) -> None:
         """Delete our pending prompts, then interrupt ours if one runs. Best effort: the server may be gone."""
@@ -110,9 +113,11 @@ class Runner:
     # -- following -----------------------------------------------------------------------------------
     def _follow(self) -> None:
         with self._server_gone_is_an_error():
-            if self.stream is not None:
-                self._follow_stream()
-            self._follow_polling()
+            while self._pending():
+                if self.stream is not None:
+                    self._follow_stream()  # until done, or the socket is lost and cannot be reopened
+                else:
+                    self._follow_polling()  # until done, or the socket can be opened again
 
     @contextmanager
     def _server_gone_is_an_error(self) -> Iterator[None]:
@@ -130,17 +135,24 @@ class Runner:
         return [job for job in self.jobs if not job.done]
 
     def _follow_stream(self) -> None:
-        assert self.stream is not None
         silent_since = time.monotonic()
         while self._pending():
+            stream = self.stream
+            assert stream is not None
             try:
-                message = self.stream.next(timeout=0.5)
+                message = stream.next(timeout=0.5)
             except StreamClosed:
                 self.client.queue_remaining()  # raises (-> server gone) if the server went with the socket
-                self.stream.close()
+                stream.close()
                 self.stream = None
-                self._fallback("WebSocket dropped")
-                return
+                if not self._reopen_stream(RECONNECT_DELAYS):
+                    self._fallback("WebSocket dropped and could not be reopened")
+                    return
+                self.reconnects += 1
+                self.on_event(Event(EventKind.FALLBACK, 0, len(self.jobs), text="WebSocket dropped: reconnected "
+                                    "with the same client id, progress continues"))
+                self._catch_up()  # what finished while no socket was open
+                continue
             if message is not None:
                 silent_since = time.monotonic()
                 self._handle(message)
@@ -148,11 +160,33 @@ class Runner:
                 silent_since = time.monotonic()
                 self._catch_up()  # also proves the server is alive
 
+    def _reopen_stream(self, delays: tuple[float, ...]) -> bool:
+        """Open the WebSocket again with the same client id: ComfyUI routes our prompts' events by that id, so
+        the new socket gets them (https://docs.comfy.org/development/comfyui-server/comms_messages)."""
+        for delay in delays:
+            time.sleep(delay)
+            try:
+                self.stream = EventStream(self.client.ws_url(self.client_id))
+                return True
+            except FluxopsError:
+                continue
+        return False
+
     def _follow_polling(self) -> None:
+        next_try = time.monotonic() + RETRY_STREAM_SECONDS
         while self._pending():
             self._catch_up()
-            if self._pending():
-                time.sleep(POLL_SECONDS)
+            if not self._pending():
+                return
+            if time.monotonic() >= next_try:
+                next_try = time.monotonic() + RETRY_STREAM_SECONDS
+                if self._reopen_stream((0.0,)):
+                    self.transport = "websocket"
+                    self.on_event(Event(EventKind.FALLBACK, 0, len(self.jobs),
+                                        text="WebSocket reopened: following the run on it again"))
+                    self._catch_up()
+                    return
+            time.sleep(POLL_SECONDS)
 
     def _catch_up(self) -> None:
         """Poll /queue and /history: mark started prompts, finish those that left the queue."""

@@ -31,7 +31,7 @@ class EventKind(str, Enum):
     STEP = "step"  # a sampler step ended (step, steps)
     SAVED = "saved"  # an image of it was written (path)
     CACHED = "cached"  # ComfyUI answered it from its cache: no new image was generated
-    FALLBACK = "fallback"  # the run follows by polling from now on (text: why)
+    FALLBACK = "fallback"  # the WebSocket was lost or came back: polling, or streaming again (text: what)
     CANCELLED = "cancelled"  # Ctrl-C or an error removed the run's unfinished prompts (text: what)
 
 
@@ -53,7 +53,8 @@ class RunResult:
     images: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
     seconds: float
-    transport: str
+    transport: str  # how the run was followed at its end: "websocket" or "polling"
+    reconnects: int = 0  # times the WebSocket dropped and was reopened
 
     @property
     def generated(self) -> int:
@@ -77,7 +78,7 @@ class RunResult:
         return {"images": self.images, "jobs": self.jobs, "seconds": round(self.seconds, 3),
                 "seconds_per_image": self.seconds_per_image, "images_per_minute": self.images_per_minute,
                 "cached_images": self.cached,
-                "transport": self.transport}
+                "transport": self.transport, "reconnects": self.reconnects}
 
 
 def iso(epoch: float | None) -> str | None:

@@ -122,8 +122,9 @@ class Executor:
                 await self.comfy.broadcast(message)
 
         await emit("execution_start", {"prompt_id": prompt_id, "timestamp": now_ms()})
-        if self.faults.drop_ws:
-            await self.drop_sockets()
+        if self.faults.drop_ws or self.faults.drop_ws_once:
+            await self.drop_sockets(refuse_new=self.faults.drop_ws)
+            self.faults.drop_ws_once = False
         order = execution_order(prompt, outputs)
         signatures = {node: signature(prompt, node) for node in order}
         cached = [node for node in order if signatures[node] in self.cache]
@@ -228,8 +229,8 @@ class Executor:
             images.append({"filename": filename, "subfolder": subfolder, "type": kind})
         return {"images": images}
 
-    async def drop_sockets(self) -> None:
-        self.ws_refused = True
+    async def drop_sockets(self, refuse_new: bool = True) -> None:
+        self.ws_refused = refuse_new
         for sid, socket in list(self.comfy.sockets.items()):
             await socket.close()
             self.comfy.sockets.pop(sid, None)

@@ -145,7 +145,8 @@ async def free(request: web.Request) -> web.Response:
 async def fake_received(request: web.Request) -> web.Response:
     executor = request.app[EXECUTOR]
     return web.json_response({"prompts": executor.received, "count": len(executor.received),
-                              "post_log": executor.post_log, "free_requests": executor.free_requests})
+                              "post_log": executor.post_log, "free_requests": executor.free_requests,
+                              "ws_clients": request.app[COMFY].ws_clients})
 
 
 async def fake_faults(request: web.Request) -> web.Response:

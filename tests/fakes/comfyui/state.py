@@ -75,6 +75,7 @@ class FakeComfy:
         self.history: dict[str, Any] = {}
         # open WebSockets by client id (a reconnect with the same id replaces the old one)
         self.sockets: dict[str, web.WebSocketResponse] = {}
+        self.ws_clients: list[str] = []  # the client id of every WebSocket opened, in order (test-only view)
         self.feature_flags: dict[str, dict[str, Any]] = {}
 
     # -- node specs ---------------------------------------------------------------------------------------

@@ -1,0 +1,28 @@
+"""A dropped WebSocket is reopened with the same client id, so progress events keep coming (issue 14, item 15)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.generate.conftest import Fake
+
+pytestmark = pytest.mark.network
+
+
+def test_a_dropped_websocket_is_reconnected_with_the_same_client_id(generate: Any, fake: Fake) -> None:
+    fake.faults(drop_ws_once=True, step_seconds=0.02)
+    result = generate("--count", "2", "--seed", "50", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert data["transport"] == "websocket" and data["reconnects"] == 1
+    assert "reconnected with the same client id" in result.stderr
+    clients = fake.received()["ws_clients"]
+    assert len(clients) == 2 and clients[0] == clients[1] == fake.received()["prompts"][0]["client_id"]
+    # the second prompt ran entirely after the drop: its sampler steps arrived on the new socket
+    second = json.loads(Path(data["images"][1]["sidecar"]).read_text())
+    assert second["timings"]["seconds_per_step"] is not None
+    assert len(data["images"]) == 2

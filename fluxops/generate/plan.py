@@ -61,6 +61,7 @@ class Job:
     index: int
     params: Params
     graph: dict[str, Any]
+    # a lowercase UUID, the only form current ComfyUI releases accept as a client-chosen prompt_id
     prompt_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     number: int | float | None = None  # the server's queue number
     queued_at: float | None = None  # epoch seconds

@@ -79,18 +79,26 @@ class Runner:
         return RunResult(images, jobs, time.monotonic() - self.started, self.transport, self.reconnects)
 
     def cancel(self) -> None:
-        """Delete our pending prompts, then interrupt ours if one runs. Best effort: the server may be gone."""
+        """Withdraw our unfinished prompts, never anyone else's. Best effort: the server may be gone.
+        Where the server has the jobs API (current releases) each is cancelled by its id; otherwise the
+        pending ones are deleted from the queue and ours is interrupted if it is the one running."""
         mine = [job.prompt_id for job in self.jobs if not job.done and job.queued_at is not None]
         if not mine:
             return
         try:
-            self.client.delete_queued(mine)
-            for prompt_id in mine:  # a targeted interrupt is a no-op unless that prompt is the one running
-                self.client.interrupt(prompt_id)
+            if self.client.has_jobs_api():
+                for prompt_id in mine:
+                    self.client.cancel_job(prompt_id)
+                how = "cancelled through ComfyUI's jobs API"
+            else:
+                self.client.delete_queued(mine)
+                for prompt_id in mine:  # a targeted interrupt is a no-op unless that prompt is the one running
+                    self.client.interrupt(prompt_id)
+                how = "removed from ComfyUI's queue (the running one is interrupted)"
         except FluxopsError:
             return  # the server is gone: nothing of ours can run any more
-        self.on_event(Event(EventKind.CANCELLED, 0, len(self.jobs), text=f"removed this run's {len(mine)} "
-                            "unfinished prompt(s) from ComfyUI's queue (the running one is interrupted)"))
+        self.on_event(Event(EventKind.CANCELLED, 0, len(self.jobs), text=f"this run's {len(mine)} unfinished "
+                            f"prompt(s) {how}"))
 
     # -- submitting ----------------------------------------------------------------------------------
     def _open_stream(self) -> None:

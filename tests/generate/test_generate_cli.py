@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fluxops.generate.workflow import PRESETS, load_workflow
+from tests.comfy.conftest import RELEASES
 from tests.generate.conftest import Fake
 
 pytestmark = pytest.mark.network
@@ -62,6 +63,7 @@ def test_every_override_reaches_the_graph(generate: Any, fake: Fake) -> None:
         assert image.size == (768, 512)
 
 
+@pytest.mark.parametrize("release", RELEASES, indirect=True)
 def test_image_and_sidecar(generate: Any, tmp_path: Path) -> None:
     result = generate("--seed", "5", "--json")
     assert result.returncode == 0, result.stderr
@@ -97,6 +99,7 @@ def test_random_seed_is_printed_and_reproducible(generate: Any, fake: Fake) -> N
     assert fake.received()["prompts"][0]["prompt"]["7"]["inputs"]["seed"] == seed
 
 
+@pytest.mark.parametrize("release", RELEASES, indirect=True)
 def test_count_queues_everything_at_once_with_distinct_seeds(generate: Any, fake: Fake) -> None:
     fake.faults(step_seconds=0.02)
     result = generate("--count", "4", "--seed", "40", "--json")
@@ -197,8 +200,9 @@ def test_an_answer_that_is_not_json_is_an_error(generate: Any, fake: Fake, tmp_p
     assert list((tmp_path / "out").iterdir()) == []  # the folder was made (and tested) before: no image in it
 
 
-@pytest.mark.parametrize("fault", ["drop_ws", "no_ws"])
-def test_without_websocket_it_polls_history(generate: Any, fake: Fake, fault: str) -> None:
+@pytest.mark.parametrize(("fault", "release"), [("drop_ws", "0.3.64"), ("no_ws", "0.3.64"), ("drop_ws", "0.38")],
+                         indirect=["release"])
+def test_without_websocket_it_polls_history(generate: Any, fake: Fake, fault: str, release: str) -> None:
     fake.faults(**{fault: True})
     result = generate("--count", "2", "--seed", "3", "--json")
     assert result.returncode == 0, result.stderr

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from tests.comfy.conftest import RELEASES
 from tests.generate.conftest import Fake
 
 pytestmark = pytest.mark.network
 
 
-def test_a_run_failing_part_way_still_reports_the_images_it_saved(generate: Any, fake: Fake) -> None:
+@pytest.mark.parametrize("release", RELEASES, indirect=True)
+def test_a_run_failing_part_way_still_reports_the_images_it_saved(generate: Any, fake: Fake, release: str) -> None:
     fake.faults(oom_from_prompt=2)
     result = generate("--count", "3", "--seed", "10", "--json")
     assert result.returncode == 1, result.stderr
@@ -24,6 +26,8 @@ def test_a_run_failing_part_way_still_reports_the_images_it_saved(generate: Any,
     assert Path(image["path"]).name == "production_photo_10.png" and Path(image["path"]).is_file()
     assert Path(image["sidecar"]).is_file() and doc["data"]["seeds"] == [10, 11, 12]
     assert fake.get("/queue")["queue_pending"] == []  # the rest was withdrawn
+    if release == "0.38":  # through the jobs API: the failed prompt is finished, the third was still pending
+        assert fake.received()["cancel_requests"] == [fake.received()["prompts"][2]["prompt_id"]]
 
 
 def test_human_output_lists_the_images_saved_before_the_failure(generate: Any, fake: Fake) -> None:

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from tests.comfy.conftest import RELEASES
 from tests.generate.conftest import Fake
 
 pytestmark = pytest.mark.network
 
 
+@pytest.mark.parametrize("release", RELEASES, indirect=True)
 def test_a_dropped_websocket_is_reconnected_with_the_same_client_id(generate: Any, fake: Fake) -> None:
     fake.faults(drop_ws_once=True, step_seconds=0.02)
     result = generate("--count", "2", "--seed", "50", "--json")

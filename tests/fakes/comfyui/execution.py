@@ -22,6 +22,7 @@ from typing import Any
 
 from tests.fakes.comfyui.exec_faults import ExecFaults
 from tests.fakes.comfyui.png import png_bytes
+from tests.fakes.comfyui.release import preview_frame
 from tests.fakes.comfyui.state import FakeComfy
 
 SAMPLERS = ("KSampler", "KSamplerAdvanced")
@@ -65,6 +66,8 @@ class Executor:
         self.free_requests: list[dict[str, Any]] = []
         self.ws_refused = faults.no_ws
         self.prompts_run = 0
+        self.cancelled: list[str] = []  # prompt ids cancelled through the jobs API (release 0.38)
+        self.cancel_requests: list[str] = []  # every id POST /api/jobs/{id}/cancel was asked for (test-only)
 
     # -- queue -----------------------------------------------------------------------------------------
     def sync_pending(self) -> None:
@@ -195,6 +198,8 @@ class Executor:
                 raise Interrupted(node)
             await emit("progress", {"value": step, "max": steps, "prompt_id": prompt_id, "node": node},
                        to_all_without_client=True)
+            if self.comfy.newer:
+                await self.send_preview(prompt_id, node)
             await progress.update(node, step, steps, "running")
 
     def step_delay(self, prompt: dict[str, Any], steps: int) -> float:
@@ -228,6 +233,12 @@ class Executor:
             (folder / filename).write_bytes(data)
             images.append({"filename": filename, "subfolder": subfolder, "type": kind})
         return {"images": images}
+
+    async def send_preview(self, prompt_id: str, node: str) -> None:
+        item = self.comfy.queue_running[0] if self.comfy.queue_running else None
+        sid = item[3].get("client_id") if item else None
+        negotiated = bool(self.comfy.feature_flags.get(sid or "", {}).get("supports_preview_metadata"))
+        await self.comfy.send_bytes(sid, preview_frame(negotiated, prompt_id, node))
 
     async def drop_sockets(self, refuse_new: bool = True) -> None:
         self.ws_refused = refuse_new

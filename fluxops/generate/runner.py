@@ -31,6 +31,7 @@ SILENCE_CHECK_SECONDS = 5.0
 HISTORY_WAIT_SECONDS = 3.0
 RECONNECT_DELAYS = (0.0, 0.2, 0.5, 1.0)  # right after a drop; then polling, retrying every:
 RETRY_STREAM_SECONDS = 2.0
+MAX_RECONNECTS = 10  # per run: past that the socket is flapping (a proxy cutting it), and polling is steadier
 MISSING_SECONDS = 10.0  # a prompt absent from both queue and history this long was deleted by someone
 
 
@@ -153,6 +154,9 @@ class Runner:
                 self.client.queue_remaining()  # raises (-> server gone) if the server went with the socket
                 stream.close()
                 self.stream = None
+                if self.reconnects >= MAX_RECONNECTS:  # a socket that keeps dropping: poll, stop trying
+                    self._fallback(f"WebSocket dropped {self.reconnects + 1} times")
+                    return
                 if not self._reopen_stream(RECONNECT_DELAYS):
                     self._fallback("WebSocket dropped and could not be reopened")
                     return
@@ -186,10 +190,11 @@ class Runner:
             self._catch_up()
             if not self._pending():
                 return
-            if time.monotonic() >= next_try:
+            if time.monotonic() >= next_try and self.reconnects < MAX_RECONNECTS:
                 next_try = time.monotonic() + RETRY_STREAM_SECONDS
                 if self._reopen_stream((0.0,)):
                     self.transport = "websocket"
+                    self.reconnects += 1
                     self.on_event(Event(EventKind.FALLBACK, 0, len(self.jobs),
                                         text="WebSocket reopened: following the run on it again"))
                     self._catch_up()

@@ -28,3 +28,15 @@ def test_a_dropped_websocket_is_reconnected_with_the_same_client_id(generate: An
     second = json.loads(Path(data["images"][1]["sidecar"]).read_text())
     assert second["timings"]["seconds_per_step"] is not None
     assert len(data["images"]) == 2
+
+
+def test_a_run_that_had_to_poll_goes_back_to_the_websocket(generate: Any, fake: Fake) -> None:
+    fake.faults(refuse_ws=1, step_seconds=0.1)  # the first connection is refused; 1 s per prompt
+    result = generate("--count", "3", "--seed", "60", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert "WebSocket unavailable: following the run by polling" in result.stderr
+    assert "WebSocket reopened: following the run on it again" in result.stderr
+    assert data["transport"] == "websocket" and data["reconnects"] == 1 and len(data["images"]) == 3
+    last = json.loads(Path(data["images"][2]["sidecar"]).read_text())
+    assert last["timings"]["seconds_per_step"] is not None  # its steps came over the reopened socket

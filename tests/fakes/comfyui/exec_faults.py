@@ -11,6 +11,7 @@ FAKE_COMFYUI_LOAD_ERROR          "1": VAELoader fails like a placeholder file (R
 FAKE_COMFYUI_DIE_AT_STEP         N: the process exits (code 1) at sampler step N: death mid-run
 FAKE_COMFYUI_DROP_WS             "1": when a prompt starts, close every WebSocket and refuse new ones
 FAKE_COMFYUI_DROP_WS_ONCE        "1": when the first prompt starts, close every WebSocket (new ones are accepted)
+FAKE_COMFYUI_REFUSE_WS           N: the first N WebSocket connections answer 404 (later ones are accepted)
 FAKE_COMFYUI_NO_WS               "1": /ws answers 404 (no WebSocket at all)
 FAKE_COMFYUI_BLANK               "1": SaveImage writes flat single-colour images
 FAKE_COMFYUI_BAD_JSON            "1": POST /prompt answers 200 with an HTML page instead of JSON (queues nothing),
@@ -38,6 +39,7 @@ class ExecFaults:
     drop_ws: bool = False
     drop_ws_once: bool = False
     no_ws: bool = False
+    refuse_ws: int = 0
     blank: bool = False
     bad_json: bool = False
 

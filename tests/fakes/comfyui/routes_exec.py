@@ -163,7 +163,9 @@ async def fake_faults(request: web.Request) -> web.Response:
 @web.middleware
 async def ws_gate(request: web.Request, handler: Any) -> web.StreamResponse:
     """FAKE_COMFYUI_NO_WS / DROP_WS: /ws answers 404 (a proxy that does not pass WebSockets, say)."""
-    if request.path in ("/ws", "/api/ws") and request.app[EXECUTOR].ws_refused:
+    executor = request.app[EXECUTOR]
+    if request.path in ("/ws", "/api/ws") and (executor.ws_refused or executor.faults.refuse_ws > 0):
+        executor.faults.refuse_ws = max(0, executor.faults.refuse_ws - 1)
         return web.Response(status=404)
     return await handler(request)
 

@@ -170,6 +170,8 @@ _SPECS = [
               "custom node that provides it"),
     ErrorSpec("workflow.model_missing", "a model file the workflow loads is not in ComfyUI's list",
               "run `fluxops setup`; `fluxops verify` finds a file that is in the wrong folder"),
+    ErrorSpec("generate.needs_yes", "the run would take more than a day: it needs --yes",
+              "lower --count (or --batch), or pass --yes to run it anyway", ExitCode.USAGE),
     ErrorSpec("generate.rejected", "ComfyUI refused the prompt (400 with node_errors)",
               "fix the inputs listed above; `fluxops generate --help` names the option for each"),
     ErrorSpec("generate.out_of_memory", "the GPU ran out of memory while running the workflow",

@@ -30,8 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from fluxops.comfy.client import ComfyClient  # noqa: E402
 from fluxops.generate.plan import GenerateRequest, plan  # noqa: E402
-from fluxops.generate.run import run_context  # noqa: E402
-from fluxops.generate.runner import Runner  # noqa: E402
+from fluxops.generate.runner import RunContext, Runner  # noqa: E402
 from fluxops.settings import packaged_manifest  # noqa: E402
 from tests.fakes.comfyui.install import make_comfyui_dir  # noqa: E402
 
@@ -66,7 +65,8 @@ def server_busy(client: ComfyClient, prompt_id: str) -> float:
 def one_image(client: ComfyClient, out: Path, seed: int) -> tuple[float, float]:
     """(client wall seconds, server busy seconds) for one image through the core runner."""
     the_plan = plan(GenerateRequest(seed=seed), packaged_manifest())
-    ctx = run_context(client, the_plan, out, client.system_stats())
+    ctx = RunContext(workflow=the_plan.workflow, models={}, output_dir=out,
+                     server={"url": client.base_url, "comfyui_version": None})
     began = time.perf_counter()
     Runner(client, the_plan.jobs, ctx).run()
     wall = time.perf_counter() - began

@@ -41,7 +41,7 @@ def envelope(command: str, ok: bool, data: Any = None, error: FluxopsError | Non
     doc: dict[str, Any] = {"schema": SCHEMA, "command": command, "ok": ok}
     if error is not None:
         doc["error"] = error.to_dict()
-    else:
+    if error is None or data is not None:  # a failure may still report what was done (generate's saved images)
         doc["data"] = data
     return doc
 
@@ -100,9 +100,10 @@ class Output:
         if not self.interactive:
             self.err.print(Text(text), highlight=False)
 
-    def error(self, exc: FluxopsError) -> None:
+    def error(self, exc: FluxopsError, data: Any = None) -> None:
         if self.json_mode and not self._emitted:
-            sys.stdout.write(json.dumps(envelope(self.command, False, error=exc), indent=2) + "\n")
+            sys.stdout.write(json.dumps(envelope(self.command, False, data, error=exc), indent=2, default=str)
+                             + "\n")
             self._emitted = True
         self.err.print(Text("error: ", style="red bold") + Text(exc.message))
         if exc.hint:

@@ -175,6 +175,8 @@ _SPECS = [
               "custom node that provides it"),
     ErrorSpec("workflow.model_missing", "a model file the workflow loads is not in ComfyUI's list",
               "run `fluxops setup`; `fluxops verify` finds a file that is in the wrong folder"),
+    ErrorSpec("generate.needs_yes", "the run would take more than a day: it needs --yes",
+              "lower --count (or --batch), or pass --yes to run it anyway", ExitCode.USAGE),
     ErrorSpec("generate.rejected", "ComfyUI refused the prompt (400 with node_errors)",
               "fix the inputs listed above; `fluxops generate --help` names the option for each"),
     ErrorSpec("generate.out_of_memory", "the GPU ran out of memory while running the workflow",
@@ -193,6 +195,14 @@ _SPECS = [
               "free disk space or pass --output DIR on a disk with room"),
     ErrorSpec("generate.check_failed", "the health check's image is missing, the wrong size or blank",
               "run `fluxops doctor` and `fluxops verify`; look at the image in the output folder"),
+    # cluster (`--cluster` on generate, setup and doctor; the optional `cluster` extra)
+    ErrorSpec("cluster.not_installed", "--cluster needs Ray, which is not installed",
+              'pip install "fluxops[cluster]"', ExitCode.USAGE),
+    ErrorSpec("cluster.unreachable", "the Ray cluster could not be reached or started",
+              "check --ray-address (or RAY_ADDRESS) and that `ray status` answers there"),
+    ErrorSpec("cluster.no_gpus", "the Ray cluster has no GPU to run ComfyUI on",
+              "start Ray on the GPU hosts (`ray start --head`, `ray start --address=HEAD:6379`), "
+              "or run without --cluster"),
     # maintain
     ErrorSpec("schedule.tool_missing", "the scheduler's tool (crontab, systemctl, schtasks) is not available",
               "install cron (e.g. `apt-get install cron`), or use --systemd, or --print and add the job by hand"),

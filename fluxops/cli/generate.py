@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fluxops.generate.run import Outcome
-    from fluxops.generate.runner import Event, RunResult
+    from fluxops.generate.runresult import Event, RunResult
     from fluxops.generate.workflow import Overrides
     from fluxops.settings import Settings
 
@@ -50,6 +50,8 @@ def generate(
     batch: Annotated[int | None, typer.Option(help="Images per prompt (one latent batch).",
                                               rich_help_panel=_PANEL)] = None,
     count: Annotated[int, typer.Option(min=1, help="Prompts to queue at once, each with its own seed.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", help="Run even when --count/--batch add up to more than a day "
+                                      "of work.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", file_okay=False, help="Folder for images and "
                                                 "their JSON sidecars (default ./outputs; env FLUXOPS_OUTPUT_DIR).")
                       ] = None,
@@ -78,16 +80,18 @@ def generate(
         overrides = Overrides(prompt=prompt, negative=negative, steps=steps, cfg=cfg, sampler=sampler,
                               scheduler=scheduler, lora_strength=lora_strength, width=width, height=height,
                               batch=batch)
-        _run(out, settings, overrides, preset, seed, count, workflow, check, url, stop_after)
+        _run(out, settings, overrides, preset, seed, count, workflow, check, url, stop_after, yes)
 
 
 def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, seed: int | None, count: int,
-         workflow: Path | None, check: bool, url: str | None, stop_after: bool) -> None:
+         workflow: Path | None, check: bool, url: str | None, stop_after: bool, yes: bool) -> None:
     from fluxops.generate.plan import GenerateRequest, plan
     from fluxops.generate.run import execute
+    from fluxops.generate.runresult import PartialRunError
 
     request = (GenerateRequest.health_check(overrides, workflow) if check else
-               GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow))
+               GenerateRequest(preset=preset, overrides=overrides, seed=seed, count=count, workflow=workflow,
+                               yes=yes))
     the_plan = plan(request, settings.manifest)
     params = the_plan.jobs[0].params
     if params.width % 16 or params.height % 16:
@@ -95,9 +99,14 @@ def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, see
     seeds = the_plan.seeds
     out.note(f"seed {seeds[0]}" + (f"..{seeds[-1]}" if len(seeds) > 1 else "")
              + f" (reproduce with --seed {seeds[0]})")
-    with out.step_progress("connecting") as update:
-        outcome = execute(settings, the_plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
-                               on_note=out.note)
+    try:
+        with out.step_progress("connecting") as update:
+            outcome = execute(settings, the_plan, url=url, stop_after=stop_after, on_event=_renderer(out, update),
+                              on_note=out.note)
+    except PartialRunError as exc:  # the images saved before the failure are reported with the error
+        _print_saved_before_failure(out, exc.result)
+        out.error(exc, data={"seeds": the_plan.seeds, **exc.result.to_dict()})
+        raise typer.Exit(exc.exit_code) from None
     out.emit(outcome.to_dict(), ok=outcome.ok)
     if outcome.check is not None:
         _show_check(out, outcome)
@@ -106,7 +115,7 @@ def _run(out: Output, settings: Settings, overrides: Overrides, preset: str, see
 
 
 def _renderer(out: Output, update: Callable[..., None]) -> Callable[[Event], None]:
-    from fluxops.generate.runner import EventKind
+    from fluxops.generate.runresult import EventKind
 
     def on_event(event: Event) -> None:
         label = f"image {event.job + 1}/{event.jobs}" if event.jobs > 1 else "image"
@@ -123,17 +132,28 @@ def _renderer(out: Output, update: Callable[..., None]) -> Callable[[Event], Non
             out.event(f"{label}: saved {event.path}")
         elif event.kind is EventKind.FALLBACK:
             out.warn(event.text)
-        elif event.kind is EventKind.CANCELLED:
-            out.note(event.text)
+        elif event.kind in (EventKind.CANCELLED, EventKind.CACHED):
+            out.note(f"{label}: {event.text}" if event.kind is EventKind.CACHED else event.text)
     return on_event
 
 
 def _print_summary(out: Output, result: RunResult) -> None:
     for image in result.images:
+        out.line(f"{image['path']}  (seed {image['seed']})" + ("  [from ComfyUI's cache]" if image.get("cached")
+                                                              else ""))
+    n, cached = len(result.images), result.cached
+    figures = (f"{result.seconds_per_image} s/image, {result.images_per_minute} images/min" if result.generated
+               else "no image was generated")
+    from_cache = f" ({cached} from ComfyUI's cache, left out of the figures)" if cached else ""
+    out.line(f"{n} image{'s' if n != 1 else ''} in {result.seconds:.1f} s: {figures}{from_cache}", style="green")
+
+
+def _print_saved_before_failure(out: Output, result: RunResult) -> None:
+    for image in result.images:
         out.line(f"{image['path']}  (seed {image['seed']})")
     n = len(result.images)
-    out.line(f"{n} image{'s' if n != 1 else ''} in {result.seconds:.1f} s: {result.seconds_per_image} s/image, "
-             f"{result.images_per_minute} images/min", style="green")
+    if n:
+        out.line(f"{n} image{'s' if n != 1 else ''} saved before the run failed", style="yellow")
 
 
 def _show_check(out: Output, outcome: Outcome) -> None:

@@ -43,3 +43,10 @@ ComfyArgOpt = Annotated[list[str] | None, typer.Option(
     "--comfy-arg", help="Pass an argument to ComfyUI (repeatable), e.g. --comfy-arg=--lowvram.")]
 StartTimeoutOpt = Annotated[float, typer.Option(
     "--timeout", min=1, help="Seconds to wait for readiness.")]
+ClusterOpt = Annotated[bool, typer.Option(
+    "--cluster", help='Run on every GPU of the Ray cluster (needs pip install "fluxops[cluster]"; '
+    "see docs/cluster.md).",
+    rich_help_panel="Cluster")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="The Ray cluster to use with --cluster (default: RAY_ADDRESS, else a local Ray on this "
+    "machine with all its GPUs).", rich_help_panel="Cluster")]

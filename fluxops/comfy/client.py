@@ -50,6 +50,7 @@ class ComfyClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        self._jobs_api: bool | None = None  # has_jobs_api(), once asked
         if session is None and is_loopback(urlsplit(self.base_url).hostname or ""):
             # A local server is never reached through a proxy (an HTTP_PROXY without NO_PROXY would
             # otherwise send 127.0.0.1 traffic to the proxy).
@@ -184,6 +185,23 @@ class ComfyClient:
     def delete_queued(self, prompt_ids: list[str]) -> None:
         """`POST /queue {"delete": [...]}`: removes pending prompts only (the running one is untouched)."""
         self.request("POST", "/queue", json={"delete": list(prompt_ids)})
+
+    def has_jobs_api(self) -> bool:
+        """Whether the server has the jobs API of current releases (`/api/jobs`); 0.3.x answers 404. The
+        answer is remembered: ask once per client."""
+        if self._jobs_api is None:
+            response = self.request("GET", "/api/jobs", params={"limit": 1}, ok_statuses=(404, 405))
+            try:
+                self._jobs_api = response.status_code == 200 and isinstance(response.json().get("jobs"), list)
+            except (ValueError, AttributeError):
+                self._jobs_api = False
+        return self._jobs_api
+
+    def cancel_job(self, prompt_id: str) -> bool:
+        """`POST /api/jobs/{id}/cancel`: removes a pending prompt or interrupts it when it runs. False when
+        the server no longer has it unfinished (404 unknown, 409 already finished)."""
+        response = self.request("POST", f"/api/jobs/{prompt_id}/cancel", ok_statuses=(404, 409))
+        return response.status_code < 400
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """`POST /interrupt`: with a prompt id, only if that prompt is the one running; without, global."""

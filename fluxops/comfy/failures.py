@@ -8,15 +8,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fluxops.errors import FluxopsError
 
 OOM_TYPES = ("torch.OutOfMemoryError", "torch.cuda.OutOfMemoryError", "OutOfMemoryError")
-OOM_REMEDIES = ("--batch 1", "a smaller --width/--height (e.g. 768)",
-                "start ComfyUI with --lowvram (`fluxops comfy start --comfy-arg=--lowvram`)",
-                "free VRAM: ComfyUI's POST /free (fluxops sent it), and stop other programs using the GPU")
+# ComfyUI flags that already keep as little as possible in VRAM (comfy/cli_args.py): --lowvram changes nothing
+_LOW_MEMORY_FLAGS = ("--lowvram", "--novram", "--cpu")
+SMALL_IMAGE = 512 * 512  # at or below this, a smaller size is not a remedy worth suggesting
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What the failed prompt asked for and how the server runs: decides which remedies would change something."""
+
+    batch: int
+    width: int
+    height: int
+    server_argv: Sequence[str] = ()
+    gpu_processes: Sequence[str] | None = None  # None: not known (a remote server)
+
+
+def oom_remedies(shape: RunShape | None, on_gpu: bool) -> list[str]:
+    """Only what would change something: no `--batch 1` at batch 1, no --lowvram when it already runs so."""
+    if shape is None:  # nothing known about the run: the general advice
+        shape = RunShape(batch=2, width=1024, height=1024)
+    remedies = []
+    if shape.batch > 1:
+        remedies.append(f"--batch 1 (this prompt had --batch {shape.batch})")
+    if shape.width * shape.height > SMALL_IMAGE:
+        smaller = 768 if max(shape.width, shape.height) > 768 else 512
+        remedies.append(f"a smaller --width/--height (e.g. {smaller}; this was {shape.width}x{shape.height})")
+    if on_gpu and not any(flag in shape.server_argv for flag in _LOW_MEMORY_FLAGS):
+        remedies.append("start ComfyUI with --lowvram (`fluxops comfy start --comfy-arg=--lowvram`)")
+    if shape.gpu_processes:
+        remedies.append("stop other processes on the GPU: " + "; ".join(shape.gpu_processes))
+    elif shape.gpu_processes is None:
+        remedies.append("stop other programs using the GPU" if on_gpu else "close programs that use system RAM")
+    return remedies
 _MODEL_LOAD_MARKERS = ("Could not detect model type", "VAE is invalid", "Error while deserializing header",
                        "corrupt", "Model in folder", "incomplete metadata")
 
@@ -60,7 +91,7 @@ def is_out_of_memory(data: Mapping[str, Any]) -> bool:
 
 
 def execution_failed(data: Mapping[str, Any], graph: Mapping[str, Any],
-                     gpu_processes: list[str] | None = None) -> FluxopsError:
+                     shape: RunShape | None = None) -> FluxopsError:
     """An execution_error message (its ``data``) as the error a user can act on."""
     node = where(graph, data.get("node_id"), data.get("node_type"))
     text = str(data.get("exception_message") or "")
@@ -68,13 +99,13 @@ def execution_failed(data: Mapping[str, Any], graph: Mapping[str, Any],
     first = _first_line(text)
     if is_out_of_memory(data):
         on_gpu = "CUDA" in text or kind in OOM_TYPES
-        remedies = list(OOM_REMEDIES) if on_gpu else ["--batch 1", "a smaller --width/--height",
-                                                      "close programs that use system RAM"]
-        if gpu_processes:
-            remedies.append("other processes on the GPU: " + "; ".join(gpu_processes))
+        remedies = oom_remedies(shape, on_gpu)
         what = "the GPU ran out of memory" if on_gpu else "the machine ran out of memory (RAM)"
-        return FluxopsError("generate.out_of_memory", f"{node}: {what}: {first}",
-                            hint="try " + ", or ".join(remedies))
+        freed = " (fluxops sent ComfyUI's POST /free to release what it could)" if on_gpu else ""
+        hint = ("try " + ", or ".join(remedies) + freed if remedies else
+                "this prompt is already at batch 1, a small size and ComfyUI's low-VRAM mode, with no other "
+                "process on the GPU: it needs a GPU with more memory (or ComfyUI with --cpu)")
+        return FluxopsError("generate.out_of_memory", f"{node}: {what}: {first}", hint=hint)
     loader = str(data.get("node_type") or "").endswith("Loader") or "Loader" in node
     if loader or any(marker in text for marker in _MODEL_LOAD_MARKERS):
         files = [str(v[0]) for v in (data.get("current_inputs") or {}).values()

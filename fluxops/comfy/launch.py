@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,12 +67,23 @@ def plan_launch(
     return LaunchPlan(comfyui_dir, python, listen, settings.port, command)
 
 
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment ComfyUI gets: ours without the Hugging Face token. ComfyUI needs no token, and every
+    custom node runs in its process (and can read /proc/<pid>/environ), so neither the token variables nor
+    any other variable that holds the token fluxops would use is passed on."""
+    from fluxops.hub.tokens import ENV_NAMES, resolve_token
+
+    token = resolve_token(None, env, Path.cwd()).value
+    return {name: value for name, value in env.items()
+            if name not in ENV_NAMES and not (token and value.strip() == token)}
+
+
 def spawn(settings: Settings, plan: LaunchPlan, note: Callable[[str], None]) -> tuple[subprocess.Popen, ServerState]:
     """Start the planned command detached and record it; nothing unrecorded is left running if that fails."""
     import psutil
 
     log_path = logfile.rotate(settings.comfy_log_dir)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # log lines reach the file as they happen
+    env = {**child_environment(os.environ), "PYTHONUNBUFFERED": "1"}  # log lines reach the file as they happen
     note(f"starting ComfyUI: {' '.join(plan.command)}")
     proc = spawn_detached(plan.command, cwd=plan.comfyui_dir, log_path=log_path, env=env)
     try:

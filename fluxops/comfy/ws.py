@@ -28,6 +28,10 @@ class EventStream:
             # ComfyUI checks Origin against Host on loopback; websocket-client's default Origin matches.
             self._ws = websocket.create_connection(url, timeout=connect_timeout, enable_multithread=True,
                                                    skip_utf8_validation=True)
+            # The optional first frame of the feature negotiation (section 4.1 of ComfyUI's protocol; sent by
+            # the current frontend): previews, when a server sends any, then come as type 4 with JSON metadata
+            # naming their prompt instead of bare type 1 images. Both are binary frames, skipped below.
+            self._ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
         except (OSError, websocket.WebSocketException) as exc:
             raise FluxopsError("comfy.unreachable", f"cannot open ComfyUI's WebSocket at {url} ({exc})") from exc
 

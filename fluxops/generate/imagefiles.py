@@ -41,6 +41,21 @@ def free_name(folder: Path, stem: str, suffix: str = ".png") -> Path:
         n += 1
 
 
+def ensure_writable(folder: Path) -> None:
+    """Create the output folder and prove a file can be written there, before anything is queued: a run must
+    not spend GPU time on images it cannot keep."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fluxops-write-test-"):
+            pass
+    except OSError as exc:
+        raise FluxopsError("generate.save_failed", f"the output folder {folder} cannot be written: "
+                           f"{exc.strerror or exc}; nothing was queued",
+                           hint="pass --output DIR (or set FLUXOPS_OUTPUT_DIR) to a folder you can write") from exc
+
+
 def save_image(folder: Path, stem: str, data: bytes, sidecar: dict[str, Any]) -> tuple[Path, Path]:
     """Write the image and ``<same name>.json`` beside it; returns both paths. Another run (or another worker)
     that picks the same free name at the same moment loses the no-overwrite link and takes the next name."""

@@ -10,6 +10,7 @@ INT with ``int()``, FLOAT with ``float()``, min/max only (``step`` is not enforc
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -150,6 +151,8 @@ def _check_number(name: str, value: Any, ispec: InputSpec) -> Found:
     except (TypeError, ValueError):
         what = "an integer" if ispec.type == "INT" else "a number"
         return ProblemKind.INVALID_VALUE, f"{option} {value!r} is not {what}"
+    if not math.isfinite(number):  # float() takes "nan" and "inf"; no comparison with min/max catches NaN
+        return ProblemKind.INVALID_VALUE, f"{option} {value} is not a finite number"
     low, high = ispec.config.get("min"), ispec.config.get("max")
     if low is not None and number < low:
         return ProblemKind.INVALID_VALUE, f"{option} {value} is below the minimum of {low}"

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.errors import FluxopsError
+from fluxops.generate.corenodes import core_specs
+from fluxops.generate.nodespec import ProblemKind, check_graph, raise_for
 from fluxops.generate.workflow import (
     DEFAULT_PRESET,
     Overrides,
@@ -28,6 +30,11 @@ from fluxops.models.manifest import Manifest, load_manifest
 SEED_LIMIT = 2**64  # KSampler's seed range is 0..18446744073709551615
 CHECK_SEED = 20240601
 CHECK_PROMPT = "a white ceramic coffee mug on a light oak table, soft window light, product photograph"
+# A deliberately fast guess at FLUX.1 on the fastest GPUs (an H100 takes about twice this per step at
+# 1024x1024): a run estimated at more than a day with it is surely more than a day, so only such a run
+# asks for --yes.
+FAST_SECONDS_PER_STEP_PER_MEGAPIXEL = 0.05
+DAY_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class GenerateRequest:
     count: int = 1
     workflow: Path | None = None
     check: bool = False  # the health check: assess the image after the run
+    yes: bool = False  # --yes: a run estimated at more than a day of work goes ahead
 
     @classmethod
     def health_check(cls, overrides: Overrides, workflow: Path | None = None) -> GenerateRequest:
@@ -53,6 +61,7 @@ class Job:
     index: int
     params: Params
     graph: dict[str, Any]
+    # a lowercase UUID, the only form current ComfyUI releases accept as a client-chosen prompt_id
     prompt_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     number: int | float | None = None  # the server's queue number
     queued_at: float | None = None  # epoch seconds
@@ -62,6 +71,7 @@ class Job:
     outputs: dict[str, Any] = field(default_factory=dict)
     saved: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
+    cached: bool = False  # ComfyUI answered it from its node cache: its Save Image node did not run
     missing_since: float | None = None  # monotonic; set while the prompt is neither queued nor finished
 
     def seconds_per_step(self) -> float | None:
@@ -90,8 +100,30 @@ def plan(request: GenerateRequest, manifest_path: Path | None) -> Plan:
     workflow = load_workflow(request.workflow)
     manifest = load_manifest(manifest_path) if manifest_path is not None else None
     base = request.seed if request.seed is not None else secrets.randbelow(2**48)
+    first = resolve_params(workflow, request.preset, request.overrides, base)
+    refuse_impossible_values(build_graph(workflow, first, manifest))
+    if not request.yes:
+        refuse_more_than_a_day(first, request.count)
     jobs = []
     for index in range(request.count):
         params = resolve_params(workflow, request.preset, request.overrides, (base + index) % SEED_LIMIT)
         jobs.append(Job(index=index, params=params, graph=build_graph(workflow, params, manifest)))
     return Plan(request, workflow, manifest, jobs)
+
+
+def refuse_impossible_values(graph: dict[str, Any]) -> None:
+    """Values outside the core nodes' ranges (or not numbers at all), from the specs fluxops ships."""
+    raise_for([p for p in check_graph(graph, core_specs()) if p.kind is ProblemKind.INVALID_VALUE])
+
+
+def estimated_seconds(params: Params, count: int) -> float:
+    megapixels = params.width * params.height / 1e6
+    return count * params.batch * params.steps * megapixels * FAST_SECONDS_PER_STEP_PER_MEGAPIXEL
+
+
+def refuse_more_than_a_day(params: Params, count: int) -> None:
+    seconds = estimated_seconds(params, count)
+    if seconds > DAY_SECONDS:
+        raise FluxopsError("generate.needs_yes", f"--count {count} x --batch {params.batch} at {params.steps} steps "
+                           f"and {params.width}x{params.height} is at least {seconds / DAY_SECONDS:.1f} days of "
+                           "work even on the fastest GPU")

@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 
 from fluxops.comfy.client import ComfyClient, is_loopback
 from fluxops.generate.healthcheck import Verdict, assess
+from fluxops.generate.imagefiles import ensure_writable
 from fluxops.generate.nodespec import ProblemKind, check_graph, parse_object_info, raise_for
 from fluxops.generate.plan import Plan
+from fluxops.generate.provenance import model_records
 from fluxops.generate.runner import Event, RunContext, Runner, RunResult
-from fluxops.generate.serverconn import connect, stop_if_started
-from fluxops.generate.workflow import model_names
+from fluxops.generate.serverconn import Connection, connect, stop_if_started
 from fluxops.settings import Settings
 from fluxops.units import gib
 
@@ -36,18 +37,14 @@ def check_against_server(client: ComfyClient, plan: Plan) -> None:
     raise_for(problems)
 
 
-def run_context(client: ComfyClient, plan: Plan, output_dir: Path, system: dict[str, Any]) -> RunContext:
-    used = model_names(plan.workflow, plan.jobs[0].graph)
-    models = {}
-    for file_id, filename in used.items():
-        entry = {"filename": filename}
-        if plan.manifest is not None:
-            spec = next((f for f in plan.manifest.files if f.id == file_id), None)
-            if spec is not None and spec.filename == filename:
-                entry["sha256"] = spec.sha256
-        models[file_id] = entry
-    server = {"url": client.base_url, "comfyui_version": (system.get("system") or {}).get("comfyui_version")}
-    return RunContext(workflow=plan.workflow, models=models, server=server, output_dir=output_dir)
+def run_context(settings: Settings, plan: Plan, conn: Connection) -> RunContext:
+    system = conn.system_stats
+    server = {"url": conn.client.base_url,
+              "comfyui_version": (system.get("system") or {}).get("comfyui_version")}
+    argv = (system.get("system") or {}).get("argv")
+    return RunContext(workflow=plan.workflow, models=model_records(settings, plan, conn), server=server,
+                      output_dir=settings.output_dir,
+                      server_argv=tuple(str(a) for a in argv) if isinstance(argv, list) else ())
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,7 @@ def execute(settings: Settings, the_plan: Plan, *, url: str | None = None, stop_
             ) -> Outcome:
     """Reach (or start) the server, check the graphs against it, run them, and judge the health check."""
     note = on_note or (lambda _text: None)
+    ensure_writable(settings.output_dir)
     conn = connect(settings, url, on_note=note)
     if conn.started and not stop_after:
         note("the ComfyUI this command started stays running: `fluxops comfy stop` stops it")
@@ -82,7 +80,7 @@ def execute(settings: Settings, the_plan: Plan, *, url: str | None = None, stop_
         if the_plan.request.check:  # an identical graph would be served from the cache without running a node
             conn.client.free(unload_models=False, free_memory=True)
             note("health check: cleared ComfyUI's node cache (POST /free) so every node runs")
-        ctx = run_context(conn.client, the_plan, settings.output_dir, conn.system_stats)
+        ctx = run_context(settings, the_plan, conn)
         local = is_loopback(urlsplit(conn.client.base_url).hostname or "")
         result = Runner(conn.client, the_plan.jobs, ctx, on_event,
                         gpu_processes=_gpu_processes if local else None).run()

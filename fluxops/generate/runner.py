@@ -13,9 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,70 +22,17 @@ from fluxops.comfy.ws import EventStream, StreamClosed
 from fluxops.errors import FluxopsError
 from fluxops.generate.imagefiles import output_stem, save_image
 from fluxops.generate.plan import Job
-from fluxops.generate.workflow import Workflow
+from fluxops.generate.runresult import Event, EventKind, PartialRunError, RunContext, RunResult, iso
+
+__all__ = ["Event", "EventKind", "RunContext", "RunResult", "Runner"]
 
 POLL_SECONDS = 0.2
 SILENCE_CHECK_SECONDS = 5.0
 HISTORY_WAIT_SECONDS = 3.0
+RECONNECT_DELAYS = (0.0, 0.2, 0.5, 1.0)  # right after a drop; then polling, retrying every:
+RETRY_STREAM_SECONDS = 2.0
+MAX_RECONNECTS = 10  # per run: past that the socket is flapping (a proxy cutting it), and polling is steadier
 MISSING_SECONDS = 10.0  # a prompt absent from both queue and history this long was deleted by someone
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every sidecar records besides the job's own parameters."""
-
-    workflow: Workflow
-    models: dict[str, dict[str, str]]  # file id -> {"filename", "sha256"}
-    server: dict[str, Any]  # {"url", "comfyui_version"}
-    output_dir: Path
-
-
-class EventKind(str, Enum):
-    QUEUED = "queued"  # the server accepted the job's prompt
-    STARTED = "started"  # it began to run
-    NODE = "node"  # a node of it began (text: which)
-    STEP = "step"  # a sampler step ended (step, steps)
-    SAVED = "saved"  # an image of it was written (path)
-    FALLBACK = "fallback"  # the run follows by polling from now on (text: why)
-    CANCELLED = "cancelled"  # Ctrl-C or an error removed the run's unfinished prompts (text: what)
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something the user may want to see while the run goes on."""
-
-    kind: EventKind
-    job: int
-    jobs: int
-    text: str = ""
-    step: int | None = None
-    steps: int | None = None
-    path: Path | None = None
-
-
-@dataclass(frozen=True)
-class RunResult:
-    images: list[dict[str, Any]]
-    jobs: list[dict[str, Any]]
-    seconds: float
-    transport: str
-
-    @property
-    def seconds_per_image(self) -> float | None:
-        return round(self.seconds / len(self.images), 3) if self.images else None
-
-    @property
-    def images_per_minute(self) -> float | None:
-        return round(60 * len(self.images) / self.seconds, 2) if self.images and self.seconds > 0 else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "jobs": self.jobs, "seconds": round(self.seconds, 3),
-                "seconds_per_image": self.seconds_per_image, "images_per_minute": self.images_per_minute,
-                "transport": self.transport}
-
-
-def iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds") if epoch else None
 
 
 class Runner:
@@ -100,10 +44,11 @@ class Runner:
         self.by_id = {job.prompt_id: job for job in jobs}
         self.ctx = ctx
         self.on_event = on_event or (lambda _e: None)
-        self.gpu_processes = gpu_processes or (lambda: [])
+        self.gpu_processes = gpu_processes  # None: the server is not on this machine
         self.client_id = uuid.uuid4().hex
         self.stream: EventStream | None = None
         self.transport = "websocket"
+        self.reconnects = 0
         self.started = 0.0
         self.sampler_id = ctx.workflow.roles["sampler"]
         self.save_id = ctx.workflow.roles["save"]
@@ -119,9 +64,9 @@ class Runner:
         except KeyboardInterrupt:
             self.cancel()
             raise
-        except FluxopsError:
+        except FluxopsError as exc:
             self.cancel()
-            raise
+            raise PartialRunError(exc, self.result()) from exc
         finally:
             if self.stream is not None:
                 self.stream.close()
@@ -132,21 +77,29 @@ class Runner:
         jobs = [{"prompt_id": j.prompt_id, "number": j.number, "seed": j.params.seed, "queued": iso(j.queued_at),
                  "started": iso(j.started_at), "finished": iso(j.finished_at),
                  "seconds_per_step": j.seconds_per_step()} for j in self.jobs]
-        return RunResult(images, jobs, time.monotonic() - self.started, self.transport)
+        return RunResult(images, jobs, time.monotonic() - self.started, self.transport, self.reconnects)
 
     def cancel(self) -> None:
-        """Delete our pending prompts, then interrupt ours if one runs. Best effort: the server may be gone."""
+        """Withdraw our unfinished prompts, never anyone else's. Best effort: the server may be gone.
+        Where the server has the jobs API (current releases) each is cancelled by its id; otherwise the
+        pending ones are deleted from the queue and ours is interrupted if it is the one running."""
         mine = [job.prompt_id for job in self.jobs if not job.done and job.queued_at is not None]
         if not mine:
             return
         try:
-            self.client.delete_queued(mine)
-            for prompt_id in mine:  # a targeted interrupt is a no-op unless that prompt is the one running
-                self.client.interrupt(prompt_id)
+            if self.client.has_jobs_api():
+                for prompt_id in mine:
+                    self.client.cancel_job(prompt_id)
+                how = "cancelled through ComfyUI's jobs API"
+            else:
+                self.client.delete_queued(mine)
+                for prompt_id in mine:  # a targeted interrupt is a no-op unless that prompt is the one running
+                    self.client.interrupt(prompt_id)
+                how = "removed from ComfyUI's queue (the running one is interrupted)"
         except FluxopsError:
             return  # the server is gone: nothing of ours can run any more
-        self.on_event(Event(EventKind.CANCELLED, 0, len(self.jobs), text=f"removed this run's {len(mine)} "
-                            "unfinished prompt(s) from ComfyUI's queue (the running one is interrupted)"))
+        self.on_event(Event(EventKind.CANCELLED, 0, len(self.jobs), text=f"this run's {len(mine)} unfinished "
+                            f"prompt(s) {how}"))
 
     # -- submitting ----------------------------------------------------------------------------------
     def _open_stream(self) -> None:
@@ -169,9 +122,11 @@ class Runner:
     # -- following -----------------------------------------------------------------------------------
     def _follow(self) -> None:
         with self._server_gone_is_an_error():
-            if self.stream is not None:
-                self._follow_stream()
-            self._follow_polling()
+            while self._pending():
+                if self.stream is not None:
+                    self._follow_stream()  # until done, or the socket is lost and cannot be reopened
+                else:
+                    self._follow_polling()  # until done, or the socket can be opened again
 
     @contextmanager
     def _server_gone_is_an_error(self) -> Iterator[None]:
@@ -189,17 +144,27 @@ class Runner:
         return [job for job in self.jobs if not job.done]
 
     def _follow_stream(self) -> None:
-        assert self.stream is not None
         silent_since = time.monotonic()
         while self._pending():
+            stream = self.stream
+            assert stream is not None
             try:
-                message = self.stream.next(timeout=0.5)
+                message = stream.next(timeout=0.5)
             except StreamClosed:
                 self.client.queue_remaining()  # raises (-> server gone) if the server went with the socket
-                self.stream.close()
+                stream.close()
                 self.stream = None
-                self._fallback("WebSocket dropped")
-                return
+                if self.reconnects >= MAX_RECONNECTS:  # a socket that keeps dropping: poll, stop trying
+                    self._fallback(f"WebSocket dropped {self.reconnects + 1} times")
+                    return
+                if not self._reopen_stream(RECONNECT_DELAYS):
+                    self._fallback("WebSocket dropped and could not be reopened")
+                    return
+                self.reconnects += 1
+                self.on_event(Event(EventKind.FALLBACK, 0, len(self.jobs), text="WebSocket dropped: reconnected "
+                                    "with the same client id, progress continues"))
+                self._catch_up()  # what finished while no socket was open
+                continue
             if message is not None:
                 silent_since = time.monotonic()
                 self._handle(message)
@@ -207,11 +172,34 @@ class Runner:
                 silent_since = time.monotonic()
                 self._catch_up()  # also proves the server is alive
 
+    def _reopen_stream(self, delays: tuple[float, ...]) -> bool:
+        """Open the WebSocket again with the same client id: ComfyUI routes our prompts' events by that id, so
+        the new socket gets them (https://docs.comfy.org/development/comfyui-server/comms_messages)."""
+        for delay in delays:
+            time.sleep(delay)
+            try:
+                self.stream = EventStream(self.client.ws_url(self.client_id))
+                return True
+            except FluxopsError:
+                continue
+        return False
+
     def _follow_polling(self) -> None:
+        next_try = time.monotonic() + RETRY_STREAM_SECONDS
         while self._pending():
             self._catch_up()
-            if self._pending():
-                time.sleep(POLL_SECONDS)
+            if not self._pending():
+                return
+            if time.monotonic() >= next_try and self.reconnects < MAX_RECONNECTS:
+                next_try = time.monotonic() + RETRY_STREAM_SECONDS
+                if self._reopen_stream((0.0,)):
+                    self.transport = "websocket"
+                    self.reconnects += 1
+                    self.on_event(Event(EventKind.FALLBACK, 0, len(self.jobs),
+                                        text="WebSocket reopened: following the run on it again"))
+                    self._catch_up()
+                    return
+            time.sleep(POLL_SECONDS)
 
     def _catch_up(self) -> None:
         """Poll /queue and /history: mark started prompts, finish those that left the queue."""
@@ -254,6 +242,8 @@ class Runner:
             job.step_times.append(time.monotonic())
             self._emit(EventKind.STEP, job, text=failures.where(job.graph, self.sampler_id),
                        step=int(data.get("value", 0)), steps=int(data.get("max", 0)))
+        elif kind == "execution_cached":
+            self._mark_cached(job, data.get("nodes"))
         elif kind == "executed" and isinstance(data.get("output"), dict):
             job.outputs[str(data.get("node"))] = data["output"]
         elif kind in ("execution_error", "execution_interrupted"):
@@ -275,6 +265,9 @@ class Runner:
                                     if isinstance(data, dict) and isinstance(data.get("timestamp"), (int, float))}
         if "execution_start" in stamps and job.started_at is None:
             job.started_at = stamps["execution_start"] / 1000
+        for name, data in messages:  # polling sees execution_cached only here
+            if name == "execution_cached" and isinstance(data, dict):
+                self._mark_cached(job, data.get("nodes"))
         if status.get("status_str") == "error":
             kind, data = (messages[-1][0], messages[-1][1]) if messages else ("execution_error", {})
             self._raise_failure(job, str(kind), data if isinstance(data, dict) else {})
@@ -289,13 +282,23 @@ class Runner:
             self._save(job, n, len(images), image)
         job.done = True
 
+    def _mark_cached(self, job: Job, nodes: Any) -> None:
+        """`execution_cached` lists the nodes whose outputs are reused; with the Save Image node among them,
+        the prompt's images are an earlier run's files (protocol: identical re-submission)."""
+        if job.cached or not isinstance(nodes, list) or self.save_id not in [str(n) for n in nodes]:
+            return
+        job.cached = True
+        self._emit(EventKind.CACHED, job, text="ComfyUI answered from its cache (an identical prompt ran "
+                   "before): no new image was generated; change --seed or --prompt for a new one")
+
     def _save(self, job: Job, n: int, total: int, image: dict[str, Any]) -> None:
         data = self.client.view(image["filename"], image.get("subfolder", ""), image.get("type", "output"))
         prefix = str(job.graph[self.save_id]["inputs"].get("filename_prefix", "image"))
         stem = f"{output_stem(prefix)}_{job.params.seed}" + (f"_{n + 1}" if total > 1 else "")
         path, sidecar = save_image(self.ctx.output_dir, stem, data, self._sidecar(job, image, n))
         job.saved.append({"path": str(path), "sidecar": str(sidecar), "seed": job.params.seed,
-                          "prompt_id": job.prompt_id, "batch_index": n, "bytes": len(data)})
+                          "prompt_id": job.prompt_id, "batch_index": n, "bytes": len(data),
+                          "cached": job.cached})
         self._emit(EventKind.SAVED, job, path=path)
 
     def _sidecar(self, job: Job, image: dict[str, Any], n: int) -> dict[str, Any]:
@@ -305,6 +308,7 @@ class Runner:
             "batch_index": n, "parameters": job.params.to_dict(),
             "workflow": {"name": self.ctx.workflow.name, "path": str(self.ctx.workflow.path)},
             "models": self.ctx.models, "server": self.ctx.server, "prompt_id": job.prompt_id,
+            "cached": job.cached,
             "comfyui_file": image,
             "timings": {"queued": iso(job.queued_at), "started": iso(started), "finished": iso(finished),
                         "seconds": round(finished - started, 3) if started and finished else None,
@@ -319,7 +323,10 @@ class Runner:
                                f"on the server at {failures.where(job.graph, data.get('node_id'))}")
         if failures.is_out_of_memory(data):
             self._free_memory()
-            raise failures.execution_failed(data, job.graph, self.gpu_processes())
+            p = job.params
+            raise failures.execution_failed(data, job.graph, failures.RunShape(
+                p.batch, p.width, p.height, self.ctx.server_argv, self.gpu_processes() if self.gpu_processes
+                else None))
         raise failures.execution_failed(data, job.graph)
 
     def _free_memory(self) -> None:

@@ -214,9 +214,10 @@ def resolve_params(workflow: Workflow, preset_name: str, overrides: Overrides, s
         scheduler=overrides.scheduler or wf("sampler", "scheduler") or "simple",
         lora_strength=(overrides.lora_strength if overrides.lora_strength is not None
                        else preset.lora_strength) if has_lora else None,
-        width=overrides.width or wf("latent", "width"),
-        height=overrides.height or wf("latent", "height"),
-        batch=overrides.batch or wf("latent", "batch_size") or 1,
+        # `is not None`: an explicit 0 is the user's value (refused by the range check), not "unset"
+        width=overrides.width if overrides.width is not None else wf("latent", "width"),
+        height=overrides.height if overrides.height is not None else wf("latent", "height"),
+        batch=overrides.batch if overrides.batch is not None else wf("latent", "batch_size") or 1,
         denoise=wf("sampler", "denoise"),
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.comfyui.install import make_comfyui_dir
+from tests.fakes.comfyui.release import RECORDED, RELEASES  # noqa: F401  (RELEASES: for parametrize)
 from tests.helpers import free_port, kill_leftovers, stop, wait_for_port  # noqa: F401  (used by tests/comfy tests)
 from tests.helpers import live_process as _alive  # noqa: F401  (used by tests/comfy tests)
 
@@ -23,7 +24,14 @@ def comfyui_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_fake(comfyui_dir: Path) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
+def release(request: pytest.FixtureRequest) -> str:
+    """The ComfyUI release the fake behaves like (tests/fakes/comfyui/release.py): the recorded 0.3.64 unless a
+    test runs against both with `@pytest.mark.parametrize("release", RELEASES, indirect=True)`."""
+    return str(getattr(request, "param", RECORDED))
+
+
+@pytest.fixture
+def start_fake(comfyui_dir: Path, release: str) -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
     """Start the fake ComfyUI directly (not through fluxops): returns (process, port). Stopped at the end."""
     procs: list[subprocess.Popen] = []
 
@@ -43,7 +51,7 @@ def start_fake(comfyui_dir: Path) -> Iterator[Callable[..., tuple[subprocess.Pop
         proc = subprocess.Popen(
             cmd,
             cwd=comfyui_dir,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "FAKE_COMFYUI_RELEASE": release, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -59,12 +67,13 @@ def start_fake(comfyui_dir: Path) -> Iterator[Callable[..., tuple[subprocess.Pop
 
 
 @pytest.fixture
-def comfy(cli, comfyui_dir: Path, monkeypatch: pytest.MonkeyPatch, isolated: dict[str, str]):
+def comfy(cli, comfyui_dir: Path, monkeypatch: pytest.MonkeyPatch, isolated: dict[str, str], release: str):
     """`fluxops comfy ...` as a real subprocess, with the fake ComfyUI dir and a free port configured through
     the environment. Whatever a test started is stopped at the end (the leftover check runs after this)."""
     port = free_port()
     monkeypatch.setenv("FLUXOPS_COMFYUI_DIR", str(comfyui_dir))
     monkeypatch.setenv("FLUXOPS_PORT", str(port))
+    monkeypatch.setenv("FAKE_COMFYUI_RELEASE", release)  # fluxops passes its environment on to ComfyUI
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 90):
         return cli("comfy", *args, env=env, timeout=timeout)

@@ -13,6 +13,7 @@ import psutil
 import pytest
 import requests
 
+from tests.comfy.conftest import RELEASES
 from tests.fakes.http_stub import StubServer
 from tests.helpers import REPO, spawn_fluxops, wait_until
 
@@ -25,7 +26,8 @@ def _state(comfy) -> dict:
     return json.loads(comfy.state_file.read_text())
 
 
-def test_start_reuse_status_logs_stop(comfy) -> None:
+@pytest.mark.parametrize("release", RELEASES, indirect=True)
+def test_start_reuse_status_logs_stop(comfy, release: str) -> None:
     started = comfy("start", "--json")
     assert started.returncode == 0, started.stderr
     doc = _doc(started)
@@ -56,6 +58,8 @@ def test_start_reuse_status_logs_stop(comfy) -> None:
     assert data["devices"][0]["vram_total"] == 85_031_714_816 and data["uptime_s"] >= 0
     human = comfy("status")
     assert "ComfyUI 0.3.64 running at" in human.stdout and "79.2 GiB" in human.stdout
+    devices = 2 if release == "0.38" else 1  # a current release lists every device
+    assert len(data["devices"]) == devices and human.stdout.count("device: cuda:") == devices
 
     logs = comfy("logs", "-n", "3")
     assert logs.returncode == 0

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.comfy.conftest import comfy, comfyui_dir, start_fake  # noqa: F401 (fixtures used here)
+from tests.comfy.conftest import comfy, comfyui_dir, release, start_fake  # noqa: F401 (fixtures used here)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "comfyui"
 

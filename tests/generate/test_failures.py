@@ -74,7 +74,8 @@ def test_cpu_allocation_failure_is_out_of_memory_without_gpu_remedies() -> None:
 def test_gpu_processes_are_listed_in_the_oom_hint() -> None:
     data = {"node_id": "7", "node_type": "KSampler", "exception_type": "torch.OutOfMemoryError",
             "exception_message": "CUDA out of memory. Tried to allocate 2.00 GiB.\n"}
-    error = failures.execution_failed(data, production_graph(), ["pid 42 python3 (20.0 GiB) on GPU 0"])
+    shape = failures.RunShape(1, 1024, 1024, gpu_processes=["pid 42 python3 (20.0 GiB) on GPU 0"])
+    error = failures.execution_failed(data, production_graph(), shape)
     assert "pid 42 python3 (20.0 GiB) on GPU 0" in (error.hint or "")
 
 

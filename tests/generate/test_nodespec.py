@@ -94,16 +94,17 @@ def test_later_jobs_add_only_their_own_seed_problems() -> None:
     and the problems every job shares are reported once."""
     info = json.loads((DATA / "object_info_nodes.json").read_text())
     info["KSampler"]["input"]["required"]["seed"][1]["max"] = 100
+    info["KSampler"]["input"]["required"]["steps"][1]["max"] = 5  # narrower than core ComfyUI: the server wins
 
     def route(path: str, _headers: Any) -> tuple[int, dict[str, str], Any]:
         name = path.removeprefix("/object_info/")
         return 200, {}, {name: info[name]} if name in info else {}
 
-    request = GenerateRequest(overrides=Overrides(steps=0), seed=99, count=3)
+    request = GenerateRequest(overrides=Overrides(steps=8), seed=99, count=3)
     with StubServer(route) as server, pytest.raises(FluxopsError) as raised:
         check_against_server(ComfyClient(server.url), plan(request, None))
     assert raised.value.message.splitlines() == [
         "2 problems, nothing was sent to ComfyUI:",
-        "  - Sampler (KSampler #7): --steps 0 is below the minimum of 1",
+        "  - Sampler (KSampler #7): --steps 8 is above the maximum of 5",
         "  - Sampler (KSampler #7): --seed 101 is above the maximum of 100",
     ]

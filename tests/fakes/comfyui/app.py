@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from tests.fakes.comfyui import routes_exec, routes_info, routes_queue, ws
+from tests.fakes.comfyui import routes_exec, routes_info, routes_jobs, routes_queue, ws
 from tests.fakes.comfyui.state import COMFY, FakeComfy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,7 +38,7 @@ class ApiRoutes:
 
 
 ROUTE_MODULES: list[Callable[[ApiRoutes], None]] = [routes_info.register, routes_queue.register, ws.register,
-                                                    routes_exec.register]
+                                                    routes_exec.register, routes_jobs.register]
 
 
 def _is_loopback(host: str) -> bool:

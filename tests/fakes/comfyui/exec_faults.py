@@ -6,9 +6,12 @@ FAKE_COMFYUI_STEP_SECONDS        time per sampler step (default 0.005)
 FAKE_COMFYUI_SECONDS_PER_IMAGE   a fixed time per image: the whole prompt takes this x batch_size (overrides
                                  the step time; used by the benchmark)
 FAKE_COMFYUI_OOM                 "1": the sampler raises torch.OutOfMemoryError at its first step
+FAKE_COMFYUI_OOM_FROM_PROMPT     N: like OOM, from the Nth prompt this server runs on (the ones before succeed)
 FAKE_COMFYUI_LOAD_ERROR          "1": VAELoader fails like a placeholder file (RuntimeError "VAE is invalid")
 FAKE_COMFYUI_DIE_AT_STEP         N: the process exits (code 1) at sampler step N: death mid-run
 FAKE_COMFYUI_DROP_WS             "1": when a prompt starts, close every WebSocket and refuse new ones
+FAKE_COMFYUI_DROP_WS_ONCE        "1": when the first prompt starts, close every WebSocket (new ones are accepted)
+FAKE_COMFYUI_REFUSE_WS           N: the first N WebSocket connections answer 404 (later ones are accepted)
 FAKE_COMFYUI_NO_WS               "1": /ws answers 404 (no WebSocket at all)
 FAKE_COMFYUI_BLANK               "1": SaveImage writes flat single-colour images
 FAKE_COMFYUI_BAD_JSON            "1": POST /prompt answers 200 with an HTML page instead of JSON (queues nothing),
@@ -30,10 +33,13 @@ class ExecFaults:
     step_seconds: float = 0.005
     seconds_per_image: float | None = None
     oom: bool = False
+    oom_from_prompt: int | None = None
     load_error: bool = False
     die_at_step: int | None = None
     drop_ws: bool = False
+    drop_ws_once: bool = False
     no_ws: bool = False
+    refuse_ws: int = 0
     blank: bool = False
     bad_json: bool = False
 

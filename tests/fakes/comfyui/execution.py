@@ -22,6 +22,7 @@ from typing import Any
 
 from tests.fakes.comfyui.exec_faults import ExecFaults
 from tests.fakes.comfyui.png import png_bytes
+from tests.fakes.comfyui.release import preview_frame
 from tests.fakes.comfyui.state import FakeComfy
 
 SAMPLERS = ("KSampler", "KSamplerAdvanced")
@@ -64,6 +65,9 @@ class Executor:
         self.cache: dict[str, Any] = {}  # node signature -> its UI output (None for nodes without one)
         self.free_requests: list[dict[str, Any]] = []
         self.ws_refused = faults.no_ws
+        self.prompts_run = 0
+        self.cancelled: list[str] = []  # prompt ids cancelled through the jobs API (release 0.38)
+        self.cancel_requests: list[str] = []  # every id POST /api/jobs/{id}/cancel was asked for (test-only)
 
     # -- queue -----------------------------------------------------------------------------------------
     def sync_pending(self) -> None:
@@ -104,6 +108,7 @@ class Executor:
     # -- one prompt -----------------------------------------------------------------------------------
     async def run_prompt(self, item: list[Any]) -> None:
         _number, prompt_id, prompt, extra, outputs = item
+        self.prompts_run += 1
         sid = extra.get("client_id")
         started = time.monotonic()
         messages: list[list[Any]] = []
@@ -120,8 +125,9 @@ class Executor:
                 await self.comfy.broadcast(message)
 
         await emit("execution_start", {"prompt_id": prompt_id, "timestamp": now_ms()})
-        if self.faults.drop_ws:
-            await self.drop_sockets()
+        if self.faults.drop_ws or self.faults.drop_ws_once:
+            await self.drop_sockets(refuse_new=self.faults.drop_ws)
+            self.faults.drop_ws_once = False
         order = execution_order(prompt, outputs)
         signatures = {node: signature(prompt, node) for node in order}
         cached = [node for node in order if signatures[node] in self.cache]
@@ -181,7 +187,8 @@ class Executor:
         steps = int(prompt[node]["inputs"].get("steps", 1))
         delay = self.step_delay(prompt, steps)
         for step in range(1, steps + 1):
-            if self.faults.oom:
+            if self.faults.oom or (self.faults.oom_from_prompt is not None
+                                   and self.prompts_run >= self.faults.oom_from_prompt):
                 raise NodeFailed(node, "torch.OutOfMemoryError", OOM_MESSAGE)
             if self.faults.die_at_step is not None and step >= self.faults.die_at_step:
                 self.comfy.log.error("fake ComfyUI: dying at step %s (FAKE_COMFYUI_DIE_AT_STEP)", step)
@@ -191,6 +198,8 @@ class Executor:
                 raise Interrupted(node)
             await emit("progress", {"value": step, "max": steps, "prompt_id": prompt_id, "node": node},
                        to_all_without_client=True)
+            if self.comfy.newer:
+                await self.send_preview(prompt_id, node)
             await progress.update(node, step, steps, "running")
 
     def step_delay(self, prompt: dict[str, Any], steps: int) -> float:
@@ -225,8 +234,14 @@ class Executor:
             images.append({"filename": filename, "subfolder": subfolder, "type": kind})
         return {"images": images}
 
-    async def drop_sockets(self) -> None:
-        self.ws_refused = True
+    async def send_preview(self, prompt_id: str, node: str) -> None:
+        item = self.comfy.queue_running[0] if self.comfy.queue_running else None
+        sid = item[3].get("client_id") if item else None
+        negotiated = bool(self.comfy.feature_flags.get(sid or "", {}).get("supports_preview_metadata"))
+        await self.comfy.send_bytes(sid, preview_frame(negotiated, prompt_id, node))
+
+    async def drop_sockets(self, refuse_new: bool = True) -> None:
+        self.ws_refused = refuse_new
         for sid, socket in list(self.comfy.sockets.items()):
             await socket.close()
             self.comfy.sockets.pop(sid, None)

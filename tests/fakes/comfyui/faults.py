@@ -1,7 +1,7 @@
 """Fault injection for the fake ComfyUI, read from environment variables at start.
 
-FAKE_COMFYUI_PID_DIR       write <pid>.json ({pid, create_time, argv}) there at start (tests use it to find
-                           leftover processes)
+FAKE_COMFYUI_PID_DIR       write <pid>.json ({pid, create_time, argv, environ}) there at start (tests use it
+                           to find leftover processes, and to see the environment the server was given)
 FAKE_COMFYUI_CRASH         after the startup lines, print a traceback ending in this line and exit 1
                            (e.g. "ModuleNotFoundError: No module named 'torch'")
 FAKE_COMFYUI_NEVER_READY   "1": print the startup lines, then never bind (until killed)
@@ -64,7 +64,7 @@ class Faults:
 
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         me = psutil.Process()
-        record = {"pid": me.pid, "create_time": me.create_time(), "argv": argv}
+        record = {"pid": me.pid, "create_time": me.create_time(), "argv": argv, "environ": dict(os.environ)}
         (self.pid_dir / f"{me.pid}.json").write_text(json.dumps(record), encoding="utf-8")
 
     def crash_text(self) -> str:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from tests.fakes.comfyui.exec_faults import ExecFaults
 from tests.fakes.comfyui.execution import Executor
+from tests.fakes.comfyui.release import bad_prompt_id
 from tests.fakes.comfyui.state import COMFY
 from tests.fakes.comfyui.validation import Validator
 
@@ -51,6 +52,8 @@ async def post_prompt(request: web.Request) -> web.Response:
                  "extra_info": {}}
         return web.json_response({"error": error, "node_errors": {}}, status=400)
     prompt = body["prompt"]
+    if comfy.newer and "prompt_id" in body and (refusal := bad_prompt_id(body["prompt_id"])) is not None:
+        return web.json_response(refusal, status=400)
     prompt_id = str(body.get("prompt_id", uuid.uuid4()))
     valid, error, outputs, node_errors = Validator(comfy.node_specs()).validate_prompt(
         prompt, body.get("partial_execution_targets"))
@@ -145,7 +148,9 @@ async def free(request: web.Request) -> web.Response:
 async def fake_received(request: web.Request) -> web.Response:
     executor = request.app[EXECUTOR]
     return web.json_response({"prompts": executor.received, "count": len(executor.received),
-                              "post_log": executor.post_log, "free_requests": executor.free_requests})
+                              "post_log": executor.post_log, "free_requests": executor.free_requests,
+                              "ws_clients": request.app[COMFY].ws_clients, "cancel_requests": executor.cancel_requests,
+                              "release": request.app[COMFY].release})
 
 
 async def fake_faults(request: web.Request) -> web.Response:
@@ -158,7 +163,9 @@ async def fake_faults(request: web.Request) -> web.Response:
 @web.middleware
 async def ws_gate(request: web.Request, handler: Any) -> web.StreamResponse:
     """FAKE_COMFYUI_NO_WS / DROP_WS: /ws answers 404 (a proxy that does not pass WebSockets, say)."""
-    if request.path in ("/ws", "/api/ws") and request.app[EXECUTOR].ws_refused:
+    executor = request.app[EXECUTOR]
+    if request.path in ("/ws", "/api/ws") and (executor.ws_refused or executor.faults.refuse_ws > 0):
+        executor.faults.refuse_ws = max(0, executor.faults.refuse_ws - 1)
         return web.Response(status=404)
     return await handler(request)
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from tests.fakes.comfyui.faults import Faults
 from tests.fakes.comfyui.folders import FolderPaths
+from tests.fakes.comfyui.release import CURRENT, EXTRA_NODE_FIELDS, release_from_env
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "comfyui"
 DEFAULT_VERSION = "0.3.64"
@@ -65,6 +66,8 @@ class FakeComfy:
         self.folders = folders
         self.faults = faults
         self.version = read_version(root)
+        self.release = release_from_env()  # which release's behaviour (release.py)
+        self.newer = self.release == CURRENT
         self.log = logging.getLogger("comfyui")
         self._node_specs: dict[str, Any] = json.loads((DATA / "object_info_nodes.json").read_text("utf-8"))
         self._stats_template: dict[str, Any] = json.loads((DATA / "system_stats.json").read_text("utf-8"))
@@ -75,6 +78,7 @@ class FakeComfy:
         self.history: dict[str, Any] = {}
         # open WebSockets by client id (a reconnect with the same id replaces the old one)
         self.sockets: dict[str, web.WebSocketResponse] = {}
+        self.ws_clients: list[str] = []  # the client id of every WebSocket opened, in order (test-only view)
         self.feature_flags: dict[str, dict[str, Any]] = {}
 
     # -- node specs ---------------------------------------------------------------------------------------
@@ -86,6 +90,9 @@ class FakeComfy:
             if name in required:
                 options = self.folders.files(folder) + (VAE_BUILTINS if node == "VAELoader" else [])
                 required[name][0] = options
+        if self.newer:
+            for info in specs.values():
+                info.update(EXTRA_NODE_FIELDS)
         return specs
 
     # -- system stats ---------------------------------------------------------------------------------
@@ -123,6 +130,8 @@ class FakeComfy:
                 "torch_vram_free": 0,
             }
         stats["devices"] = [device]
+        if self.newer and not self.args.cpu:
+            stats["devices"].append({**device, "name": "cuda:1 NVIDIA H100 80GB HBM3 : cudaMallocAsync", "index": 1})
         if self.faults.no_argv:
             del system["argv"]
         return stats
@@ -142,6 +151,11 @@ class FakeComfy:
         ws = self.sockets.get(sid) if sid else None
         if ws is not None and not ws.closed:
             await ws.send_str(json.dumps(message))
+
+    async def send_bytes(self, sid: str | None, data: bytes) -> None:
+        ws = self.sockets.get(sid) if sid else None
+        if ws is not None and not ws.closed:
+            await ws.send_bytes(data)
 
     async def broadcast(self, message: dict[str, Any]) -> None:
         for sid in list(self.sockets):

@@ -22,6 +22,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await socket.prepare(request)
     sid = request.query.get("clientId") or uuid.uuid4().hex
     comfy.sockets[sid] = socket
+    comfy.ws_clients.append(sid)
     try:
         await socket.send_str(json.dumps(comfy.status_message(sid)))
         first = True

@@ -1,7 +1,9 @@
 """Issue 14 item 3: a disk that fills during a download, or is full at start (the lock file), ends in
 setup.disk_full saying what to free, never a traceback; the state stays valid and the next run resumes.
 
-The disk is a real small tmpfs (mounting one needs root; elsewhere these tests are skipped)."""
+The disk is a real small tmpfs: mounted by the test (root only; skipped elsewhere) for the disk that fills
+mid-way, and in a user namespace of the CLI's own for the disk full at start (no root needed). The existing
+test_download_errors.py::test_disk_full_while_writing_the_part covers a mid-way fill without root too."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import fluxops_cmd, fluxops_env
 from tests.setup.conftest import Scaled, spawn, stopping, wait_until
 from tests.setup.test_no_traceback import assert_one_clear_line
 from tests.setup.test_setup_basic import assert_all_placed
@@ -85,11 +88,15 @@ def test_a_disk_that_fills_during_the_download(cli, on_small_disk: Scaled) -> No
     assert lora["resume_from"] == kept  # resumed, not started over
 
 
-def test_a_disk_full_at_start_fails_on_the_lock_file(cli, scaled: Scaled, tmp_path: Path) -> None:
-    with small_disk(tmp_path / "disk", "1m") as disk:
-        models = disk / "models"
-        models.mkdir()
-        fill(disk)
-        result = cli("setup", env=dataclasses.replace(scaled, models=models).env())
-        assert_one_clear_line(result, 1, "lock", "full")
-        assert "fix: free some space" in result.stderr
+def test_a_disk_full_at_start_fails_on_the_lock_file(scaled: Scaled, tmp_path: Path) -> None:
+    """In its own user and mount namespace (no root needed), the models dir is a 64 KiB tmpfs filled to the
+    last byte before `fluxops setup` starts."""
+    fill_then_run = ('mount -t tmpfs -o size=64k fluxops-test "$0" && mkdir "$0/.fluxops-partial" && '
+                     '{ head -c 1048576 /dev/zero > "$0/filler" 2>/dev/null; exec "$@"; }')
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", fill_then_run,
+                           str(scaled.models), *fluxops_cmd("setup")], capture_output=True, text=True,
+                          env=fluxops_env(scaled.env()), timeout=120, cwd=tmp_path)
+    if proc.returncode != 0 and "Operation not permitted" in proc.stderr and "fluxops" not in proc.stderr:
+        pytest.skip(f"no user namespaces here: {proc.stderr.strip()}")
+    assert_one_clear_line(proc, 1, "lock", "full")
+    assert "fix: free some space" in proc.stderr

@@ -37,6 +37,8 @@ _SPECS = [
               "pass --models-dir DIR or --comfyui-dir DIR (or set FLUXOPS_MODELS_DIR)", ExitCode.USAGE),
     ErrorSpec("models_dir.not_a_dir", "the models directory exists but is not a directory",
               "point --models-dir at ComfyUI's models folder", ExitCode.USAGE),
+    ErrorSpec("models_dir.unreachable", "the models directory cannot be reached or created",
+              "check the path and its permissions, or point --models-dir at another folder", ExitCode.USAGE),
     ErrorSpec("comfyui.extra_paths_invalid", "ComfyUI's extra_model_paths.yaml cannot be used",
               "fix the yaml: each folder takes one path per line in a single string, not a YAML list"),
     # files
@@ -65,6 +67,9 @@ _SPECS = [
               "see the reasons above for each source"),
     ErrorSpec("setup.disk_full", "not enough free disk space for the download",
               "free some space on the models disk (partial downloads are kept), then run `fluxops setup` again"),
+    ErrorSpec("setup.dest_blocked", "something that is not a regular file (a folder, a link, a socket) is "
+              "where a model file belongs; it was left as it is",
+              "move it away yourself (fluxops never moves or deletes it), then run `fluxops setup` again"),
     ErrorSpec("setup.corrupt_present", "a file at its destination is corrupt and was left as it is",
               "fluxops setup --repair"),
     ErrorSpec("setup.interrupted", "the download was interrupted; what arrived is kept for the resume",

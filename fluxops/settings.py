@@ -81,6 +81,36 @@ def _bool(value: Any) -> bool:
     raise ValueError("expected true or false (1/0, yes/no, on/off)")
 
 
+MIN_SEGMENT_SIZE = 64 * 1024  # below this, one ranged request per segment costs more than its bytes
+
+
+def _segment_size(value: Any) -> int:
+    number = _int(value)
+    if number < MIN_SEGMENT_SIZE:
+        raise ValueError(f"expected at least {MIN_SEGMENT_SIZE} bytes (64 KiB)")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds")
+    number = float(value)
+    if not 0 < number < 86400:  # also refuses nan and inf
+        raise ValueError("expected a number of seconds greater than 0")
+    return number
+
+
+def _url(value: Any) -> str:
+    from urllib.parse import urlsplit
+
+    text = _str(value)
+    parts = urlsplit(text)  # raises ValueError on a broken IPv6 host
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL such as https://huggingface.co")
+    _ = parts.port  # raises ValueError on a port that is not a number
+    return text
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a non-empty string")
@@ -120,13 +150,16 @@ SPECS: dict[str, Spec] = {
     "output_dir": Spec("FLUXOPS_OUTPUT_DIR", _path, lambda s: Path("outputs"), "where images are saved", True),
     "host": Spec("FLUXOPS_HOST", _str, lambda s: "127.0.0.1", "the ComfyUI server's address"),
     "port": Spec("FLUXOPS_PORT", _port, lambda s: 8188, "the ComfyUI server's port"),
-    "hf_endpoint": Spec("HF_ENDPOINT", _str, lambda s: "https://huggingface.co", "the Hugging Face Hub"),
+    "hf_endpoint": Spec("HF_ENDPOINT", _url, lambda s: "https://huggingface.co", "the Hugging Face Hub"),
     # `jobs` to the user (as in make -j); in code `parallel_files`, apart from generate's jobs (prompts)
     "jobs": Spec("FLUXOPS_JOBS", _positive, lambda s: 3, "files downloaded or hashed at once",
                  attribute="parallel_files"),
     "connections": Spec("FLUXOPS_CONNECTIONS", _positive, lambda s: 8, "HTTP connections per download"),
-    "segment_size": Spec("FLUXOPS_SEGMENT_SIZE", _positive, lambda s: 32 * 1024 * 1024,
-                         "bytes per download segment (one ranged request each)"),
+    "segment_size": Spec("FLUXOPS_SEGMENT_SIZE", _segment_size, lambda s: 32 * 1024 * 1024,
+                         "bytes per download segment (one ranged request each; at least 64 KiB)"),
+    "stall_timeout": Spec("FLUXOPS_STALL_TIMEOUT", _seconds, lambda s: 20.0,
+                          "seconds without a byte before a download connection is dropped (also the longest "
+                          "Retry-After honoured)"),
     "hf_offline": Spec("HF_HUB_OFFLINE", _bool, lambda s: False, "no network calls to the Hub"),
     "torch_index_base": Spec("FLUXOPS_TORCH_INDEX_BASE", _str, lambda s: "https://download.pytorch.org/whl",
                              "PyTorch's wheel indexes (a mirror of download.pytorch.org/whl keeps the choice)"),
@@ -147,6 +180,7 @@ class Settings:
     parallel_files: int  # the `jobs` setting: files downloaded or hashed at once
     connections: int
     segment_size: int = 32 * 1024 * 1024
+    stall_timeout: float = 20.0
     hf_offline: bool = False
     torch_index_base: str = "https://download.pytorch.org/whl"
     config_file: Path | None = None
@@ -157,9 +191,9 @@ class Settings:
         if self.models_dir is None:
             raise FluxopsError("models_dir.unknown", "no models directory: fluxops does not know where ComfyUI "
                                "keeps its models")
-        if self.models_dir.exists() and not self.models_dir.is_dir():
-            raise FluxopsError("models_dir.not_a_dir", f"{self.models_dir} is not a directory")
-        return self.models_dir
+        from fluxops.models.modelsdir import check_models_dir
+
+        return check_models_dir(self.models_dir)
 
     # Where fluxops keeps its own state, one name each (nothing joins these paths by hand elsewhere).
     @property
@@ -227,6 +261,9 @@ def _read_config(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except OSError as exc:
         raise FluxopsError("config.invalid", f"{path}: cannot read the config file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise FluxopsError("config.invalid", f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                           f"offset {exc.start}); save it as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise FluxopsError("config.invalid", f"{path}: not valid TOML ({exc})") from exc
     unknown = sorted(set(data) - set(SPECS))

@@ -212,7 +212,8 @@ def test_full_recheck_uses_blake3_and_catches_silent_bit_rot(cli, setup_dirs) ->
     assert code == 0 and by_id(cached, "vae")["checked_by"] == "cache"
     code, full = run_verify(cli, models, manifest, "--full")
     assert code == 1
-    assert by_id(full, "vae")["state"] == "hash_mismatch" and by_id(full, "vae")["checked_by"] == "blake3"
+    # blake3 differed, so sha256 (the pin) was asked and confirmed it
+    assert by_id(full, "vae")["state"] == "hash_mismatch" and by_id(full, "vae")["checked_by"] == "sha256"
 
 
 def test_corrupt_cache_is_ignored(cli, setup_dirs, isolated) -> None:

@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 _ACTION_STYLE = {"present": "green", "placed": "green", "download": "cyan", "corrupt": "red", "failed": "red"}
 
 
-def _events(out: Output, bars: TransferBars) -> SetupEvents:
+def _events(out: Output, bars: TransferBars, token: str | None) -> SetupEvents:
+    from fluxops.hub.tokens import scrub
     from fluxops.setup.run import SetupEvents
 
     class CliEvents(SetupEvents):
         def note(self, text: str) -> None:
-            out.note(text)
+            out.note(scrub(text, token))  # notes carry server text (errors, reasons): never the token
 
         def started(self, file_id: str, total: int, done: int) -> None:
             bars.add(file_id, file_id, total, done)
@@ -40,7 +41,7 @@ def _events(out: Output, bars: TransferBars) -> SetupEvents:
                 out.event(f"{outcome.id}: placed {outcome.dest} ({human_bytes(outcome.fetched)} fetched in "
                           f"{outcome.seconds:.1f} s)")
             elif outcome.error is not None:
-                out.event(f"{outcome.id}: failed: {outcome.error.message}")
+                out.event(scrub(f"{outcome.id}: failed: {outcome.error.message}", token))
 
     return CliEvents()
 
@@ -65,11 +66,11 @@ def _render(out: Output, report: SetupReport) -> None:
                  style="green" if report.ok else "red")
 
 
-def _prune(out: Output, manifest_path: Path, root: Path) -> None:
+def _prune(out: Output, manifest_path: Path, root: Path, wait: bool) -> None:
     from fluxops.models.manifest import load_manifest
     from fluxops.setup.run import prune
 
-    removed = prune(load_manifest(manifest_path), root)
+    removed = prune(load_manifest(manifest_path), root, wait=wait, on_wait=out.note)
     out.emit({"removed": [{"path": str(p), "bytes": n} for p, n in removed]})
     for path, size in removed:
         out.line(f"removed {path} ({human_bytes(size)})")
@@ -95,13 +96,14 @@ def setup(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail at once if another setup holds the "
                                           "models dir.")] = False,
     prune_partials: Annotated[bool, typer.Option("--prune-partials", help="Remove partial downloads no "
-                                                 "manifest entry needs, then stop.")] = False,
+                                                 "manifest entry needs, then stop (waits for a running "
+                                                 "setup, or fails with --no-wait).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Download the manifest's files from Hugging Face: resumable, sha256-verified, placed for ComfyUI."""
     out = Output("setup", json_mode=json_out)
     with guarded(out):
-        from fluxops.hub.tokens import resolve_token
+        from fluxops.hub.tokens import resolve_token, scrub_data, scrub_error
         from fluxops.models.manifest import load_manifest
         from fluxops.setup.run import SetupOptions, run_setup
 
@@ -109,7 +111,7 @@ def setup(
                                   jobs=jobs, connections=connections)
         root = settings.require_models_dir()
         if prune_partials:
-            _prune(out, settings.manifest, root)
+            _prune(out, settings.manifest, root, wait=not no_wait)
             return
         spec = load_manifest(settings.manifest)
         resolved = resolve_token(token, os.environ, Path.cwd())
@@ -121,12 +123,12 @@ def setup(
         # `kill` / `docker stop` / systemd: stop like Ctrl-C, so what arrived is recorded for the resume.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         with out.transfer_bars() as bars:
-            report = run_setup(settings, spec, resolved, options, _events(out, bars))
-        out.emit(report.to_dict(), ok=report.ok)
+            report = run_setup(settings, spec, resolved, options, _events(out, bars, resolved.value))
+        out.emit(scrub_data(report.to_dict(), resolved.value), ok=report.ok)
         _render(out, report)
         problems = [f for f in report.files if f.error is not None]
         for f in problems:
             assert f.error is not None
-            out.error(f.error)
+            out.error(scrub_error(f.error, resolved.value))
         if not report.ok:
             raise typer.Exit(ExitCode.FAILURE)

@@ -12,11 +12,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from fluxops.errors import FluxopsError
 from fluxops.files import write_atomic
+from fluxops.units import human_bytes
 
 PARTIAL_DIR = ".fluxops-partial"  # downloads in progress live here; never mistaken for a placed file
 STATE_VERSION = 1
@@ -97,6 +101,8 @@ def load_done(paths: PartPaths, size: int) -> RangeSet:
     `written` ranges were in the page cache when recorded: still there after a kill -9 in the same boot.
     `synced` ranges were fdatasync'ed: they survive a reboot or power loss too.
     """
+    if broken(paths):
+        return RangeSet()
     try:
         data = json.loads(paths.state.read_text(encoding="utf-8"))
         part_size = paths.part.stat().st_size
@@ -109,7 +115,7 @@ def load_done(paths: PartPaths, size: int) -> RangeSet:
     raw = data.get("written" if same_boot else "synced", data.get("done")) or []
     try:
         ranges = [(int(a), int(b)) for a, b in raw if 0 <= int(a) < int(b) <= min(size, part_size)]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(1e999), a state file that lies
         return RangeSet()
     return RangeSet(ranges)
 
@@ -162,10 +168,31 @@ class Checkpointer:
         return self._synced.covered
 
 
+def _not_a_file(path: Path) -> bool:
+    try:
+        return not stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def broken(paths: PartPaths) -> bool:
+    """The part or its state is something other than a regular file (a folder, a link): worth nothing."""
+    return _not_a_file(paths.part) or _not_a_file(paths.state)
+
+
 def discard(paths: PartPaths) -> None:
+    """Remove a partial download, whatever its pieces turned into. They live in fluxops's own hidden folder,
+    named by a sha256, so even a folder there is fluxops's to remove."""
     for path in (paths.part, paths.state, paths.state.with_name(paths.state.name + ".tmp")):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        discard_path(path)
+
+
+def discard_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def prune_partials(models_dir: Path, keep_sha256: set[str]) -> list[tuple[Path, int]]:
@@ -177,10 +204,22 @@ def prune_partials(models_dir: Path, keep_sha256: set[str]) -> list[tuple[Path, 
     for path in sorted(root.iterdir()):
         name = path.name
         sha = name.split(".", 1)[0]
-        ours = name.endswith((PART_SUFFIX, STATE_SUFFIX, STATE_SUFFIX + ".tmp", ".replaced"))
+        ours = name.endswith((PART_SUFFIX, STATE_SUFFIX, STATE_SUFFIX + ".tmp", ".replaced"))  # not the lock
         if not ours or sha in keep_sha256:
             continue
-        size = path.stat().st_size
-        path.unlink()
+        size = path.lstat().st_size if not _not_a_file(path) else 0
+        discard_path(path)
         removed.append((path, size))
     return removed
+
+
+def disk_full_error(folder: Path, still_needed: int) -> FluxopsError:
+    """setup.disk_full for a write that found the disk full: what is still to write, what is free, and that
+    what arrived is kept (the state file is only ever replaced whole, so it stays valid)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = 0
+    return FluxopsError("setup.disk_full", f"the disk holding {folder} filled up: {human_bytes(still_needed)} of "
+                        f"this file still to write, {human_bytes(free)} free; free at least "
+                        f"{human_bytes(max(0, still_needed - free))} there (what arrived is kept for the resume)")

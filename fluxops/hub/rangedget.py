@@ -24,11 +24,11 @@ import requests
 
 from fluxops.errors import FluxopsError
 from fluxops.hub.client import Hub
+from fluxops.hub.tokens import scrub
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 MAX_REDIRECTS = 5
-MAX_RETRY_AFTER = 300.0
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 EXPIRED_STATUSES = {401, 403, 404, 410}
@@ -61,17 +61,17 @@ RETRYABLE: tuple[type[BaseException], ...] = (RetryableError, *READ_ERRORS)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Parse Retry-After (seconds or an HTTP date), capped so a hostile server cannot park us for days."""
+    """Parse Retry-After (seconds or an HTTP date). The caller caps it (retries.py), and says so."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
         return None
-    return max(0.0, min(when - (now or time.time()), MAX_RETRY_AFTER))
+    return max(0.0, when - (now or time.time()))
 
 
 def backoff_seconds(attempt: int, retry_after: float | None, base: float = 0.5, cap: float = 30.0) -> float:
@@ -97,8 +97,9 @@ class Opened:
 class ByteSource:
     """Where one file's bytes come from right now; shared by all connections of a download."""
 
-    def __init__(self, hub: Hub, location: str, resolve: Callable[[], str]):
+    def __init__(self, hub: Hub, location: str, resolve: Callable[[], str], read_timeout: float = READ_TIMEOUT):
         self.hub = hub
+        self.read_timeout = read_timeout  # the stall timeout: this long without a byte drops the connection
         self._url = location
         self._resolve = resolve
         self._lock = threading.Lock()
@@ -125,7 +126,7 @@ class ByteSource:
                 headers["Range"] = f"bytes={start}-{end - 1}"
             try:
                 resp = session.get(url, headers=headers, stream=True, allow_redirects=False,
-                                   timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                                   timeout=(CONNECT_TIMEOUT, self.read_timeout))
             except NETWORK_ERRORS as exc:
                 raise RetryableError(f"{host_of(url)}: {exc.__class__.__name__}") from exc
             if resp.is_redirect and "location" in resp.headers:
@@ -157,5 +158,5 @@ class ByteSource:
                                  retry_after_seconds(resp.headers.get("retry-after")), throttled=status == 429)
         if status in EXPIRED_STATUSES and not self.hub.is_hub_url(url):
             raise ExpiredUrl(first)
-        message = resp.headers.get("x-error-message") or resp.reason or ""
+        message = scrub(resp.headers.get("x-error-message") or resp.reason or "", self.hub.token)
         raise FluxopsError("download.failed", f"{host_of(url)} answered HTTP {status} ({message})")

@@ -1,15 +1,15 @@
 """One file, several connections: fixed-size segments from a shared queue, written in place, hashed in order.
 
 - The partial file is sized up front; each connection takes the next segment from the queue, asks for it
-  with one Range request and writes what arrives at its offset (os.pwrite), so segments never wait on each
-  other.
+  with one Range request and writes what arrives at its offset (os.pwrite): segments never wait on others.
 - A checkpoint thread records progress in the state file after at most CHECKPOINT_BYTES new bytes or
   CHECKPOINT_SECONDS (a kill -9 loses only what arrived since), and every SYNC_SECONDS fdatasyncs the part
   first, so a reboot loses at most that much (partial.py).
-- A hasher thread follows the contiguous written prefix and feeds sha256 (and blake3) from the page cache,
-  so the digest is ready moments after the last byte; on resume it re-hashes the kept prefix once.
-- Adaptive: a 429 or repeated errors halve the connections in use; an expired CDN URL is resolved again;
-  a server that ignores Range turns the download into one stream from byte 0.
+- A hasher thread (prefixhash.py) follows the contiguous written prefix and feeds sha256 (and blake3) from
+  the page cache; on resume it re-hashes the kept prefix once, and a kept prefix that hashes wrong is
+  discarded and fetched again.
+- Adaptive: a 429 or repeated errors halve the connections; an expired CDN URL is resolved again; a server
+  that ignores Range gets one stream from byte 0; stalls and retries are bounded (retries.py).
 Memory: about connections x READ_CHUNK + HASH_CHUNK, whatever the file size.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import hashlib
 import math
 import os
 import threading
@@ -29,15 +28,15 @@ from dataclasses import dataclass, field
 import requests
 
 from fluxops.errors import FluxopsError
-from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, discard, load_done
-from fluxops.hub.rangedget import RETRYABLE, ByteSource, ExpiredUrl, RetryableError, backoff_seconds, host_of
+from fluxops.hub.partial import Checkpointer, PartPaths, RangeSet, broken, discard, disk_full_error, load_done
+from fluxops.hub.prefixhash import PrefixHasher
+from fluxops.hub.rangedget import READ_TIMEOUT, RETRYABLE, ByteSource, ExpiredUrl, RetryableError, host_of
+from fluxops.hub.retries import SegmentRetries
 
 READ_CHUNK = 512 * 1024
-HASH_CHUNK = 8 * 1024 * 1024
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # record progress at least this often (cheap: no sync)
 CHECKPOINT_SECONDS = 0.25
 SYNC_SECONDS = 2.0  # and make it durable (fdatasync) this often
-MAX_ATTEMPTS = 8  # consecutive failures of one segment without a byte of progress
 MAX_REFRESHES = 5
 ERRORS_BEFORE_SLOWDOWN = 3
 STEAL_AFTER_SECONDS = 1.0  # split a segment in flight only when it would take longer than this to finish
@@ -80,11 +79,12 @@ class SegmentedDownload:
     def __init__(self, *, paths: PartPaths, size: int, sha256: str, source: ByteSource, connections: int,
                  segment_size: int, permits: threading.Semaphore, stop: threading.Event,
                  on_bytes: Callable[[int], None] = lambda n: None, with_blake3: bool = True,
-                 on_note: Callable[[str], None] = lambda text: None):
+                 on_note: Callable[[str], None] = lambda text: None, stall_timeout: float = READ_TIMEOUT):
         self.paths, self.size, self.sha256, self.source = paths, size, sha256, source
         self.segment_size, self.permits, self.stop = max(1, segment_size), permits, stop
         self.on_bytes, self.on_note, self.with_blake3 = on_bytes, on_note, with_blake3
         self.allowed = max(1, connections)
+        self.stall_timeout = stall_timeout
         self._lock = threading.Condition()
         self._queue: collections.deque[tuple[int, int]] = collections.deque()
         self._written = RangeSet()
@@ -106,8 +106,30 @@ class SegmentedDownload:
         return self._fetched
 
     def run(self) -> Fetched:
+        """Fetch what is missing and check the sha256. A resumed partial whose bytes do not hash right is the
+        local copy's fault (changed on disk, or a state file that lied), not the server's: it is discarded and
+        the file fetched once more from byte 0; only a fresh download that mismatches blames the server."""
+        fetched = self._attempt()
+        if fetched.sha256 != self.sha256 and fetched.resumed_from:
+            discard(self.paths)
+            self.on_note("the partial download kept from an earlier run did not hold the right bytes (changed on "
+                         "disk, or its state file was wrong); discarded, fetching the file again")
+            fetched = self._attempt()
+        if fetched.sha256 != self.sha256:
+            discard(self.paths)  # wrong bytes are worth nothing: the next run starts clean
+            raise FluxopsError("download.hash_mismatch", f"{host_of(self.source.url)} served bytes with sha256 "
+                               f"{fetched.sha256}, expected {self.sha256}; nothing was placed")
+        return fetched
+
+    def _attempt(self) -> Fetched:
+        """One pass over what the partial lacks (a pass that raised is never followed by another)."""
+        self._abort.clear()  # set by the previous pass's end
+        self._single_stream = False
         try:  # the part and its state file: a full disk or a lost permission is an error, not a traceback
             self.paths.part.parent.mkdir(parents=True, exist_ok=True)
+            if broken(self.paths):
+                self.on_note("the partial download is not a plain file; discarded, fetching it again")
+                discard(self.paths)
             done = load_done(self.paths, self.size) if self.paths.part.exists() else RangeSet()
             resumed_from = done.covered
             self._written = done.copy()
@@ -125,10 +147,6 @@ class SegmentedDownload:
                 os.close(self._fd)
         except OSError as exc:
             raise self._write_error(exc) from exc
-        if digests[0] != self.sha256:
-            discard(self.paths)  # wrong bytes are worth nothing: the next run starts clean
-            raise FluxopsError("download.hash_mismatch", f"{host_of(self.source.url)} served bytes with sha256 "
-                               f"{digests[0]}, expected {self.sha256}; nothing was placed")
         return Fetched(digests[0], digests[1], self._fetched, resumed_from, self.allowed, self._single_stream)
 
     # -- threads ----------------------------------------------------------------------------------------
@@ -263,7 +281,7 @@ class SegmentedDownload:
                 self._active.discard(cursor)
 
     def _fetch_cursor(self, session: requests.Session, cursor: _Cursor) -> None:
-        attempts, refreshes = 0, 0
+        retries, refreshes = self._retries(), 0
         while cursor.pos < cursor.end:
             if self._single_stream:
                 return  # the single stream rewrites everything from byte 0
@@ -287,14 +305,14 @@ class SegmentedDownload:
                 self.on_note(f"download URL refused by {host_of(str(exc))}; resolving it again")
                 self.source.refresh(str(exc))
             except RETRYABLE as exc:
-                attempts = 1 if cursor.pos > before else attempts + 1
-                self._on_failure(exc, attempts)
-                self.stop.wait(backoff_seconds(attempts, getattr(exc, "retry_after", None)))
+                wait = retries.failed(exc, progressed=cursor.pos > before)
+                self._on_failure(exc)
+                self.stop.wait(wait)
 
-    def _on_failure(self, exc: BaseException, attempts: int) -> None:
-        if attempts > MAX_ATTEMPTS:
-            raise FluxopsError("download.failed", f"{host_of(self.source.url)}: {exc} "
-                               f"({MAX_ATTEMPTS} attempts in a row without progress)") from exc
+    def _retries(self) -> SegmentRetries:
+        return SegmentRetries(lambda: host_of(self.source.url), self.stall_timeout, self.on_note)
+
+    def _on_failure(self, exc: BaseException) -> None:
         with self._lock:
             self._consecutive_errors += 1
             slow_down = getattr(exc, "throttled", False) or self._consecutive_errors >= ERRORS_BEFORE_SLOWDOWN
@@ -332,8 +350,9 @@ class SegmentedDownload:
         self._record(offset, written)
 
     def _write_error(self, exc: OSError) -> FluxopsError:
-        code = "setup.disk_full" if exc.errno == errno.ENOSPC else "download.write_failed"
-        return FluxopsError(code, f"cannot write {self.paths.part}: {exc.strerror}")
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return FluxopsError("download.write_failed", f"cannot write {self.paths.part}: {exc.strerror}")
+        return disk_full_error(self.paths.part.parent, self.size - self._snapshot().covered)
 
     def _become_single_stream(self, session: requests.Session, response: requests.Response) -> None:
         """The server ignored Range (200 with the whole file): one stream from byte 0 does it all."""
@@ -346,7 +365,7 @@ class SegmentedDownload:
             response.close()
             return
         self.on_note(f"{host_of(response.url)} ignores Range requests: one stream from the start")
-        attempts = 0
+        retries = self._retries()
         current: requests.Response | None = response
         while True:
             cursor = _Cursor(0, self.size)
@@ -356,9 +375,9 @@ class SegmentedDownload:
                 return
             except RETRYABLE as exc:
                 current = None
-                attempts = 1 if cursor.pos > 0 else attempts + 1
-                self._on_failure(exc, attempts)
-                if self.stop.wait(backoff_seconds(attempts, getattr(exc, "retry_after", None))):
+                wait = retries.failed(exc, progressed=cursor.pos > 0)
+                self._on_failure(exc)
+                if self.stop.wait(wait):
                     return
 
     def _reopen_whole(self, session: requests.Session) -> requests.Response:
@@ -370,29 +389,12 @@ class SegmentedDownload:
         raise FluxopsError("download.failed", f"{host_of(self.source.url)} keeps refusing the download URL")
 
     def _hash_loop(self, out: list[tuple[str, str | None]]) -> None:
-        sha = hashlib.sha256()
-        b3 = None
-        if self.with_blake3:
-            import blake3
-
-            b3 = blake3.blake3()
-        pos = 0
-        while pos < self.size:
-            with self._lock:
-                while self._written.prefix_end() <= pos and not self._halted() and not self._workers_gone():
-                    self._lock.wait(0.5)
-                target = self._written.prefix_end()
-            if target <= pos:
-                return  # stopped, failed, or workers gone with a hole (their error is reported)
-            while pos < target:
-                data = os.pread(self._fd, min(HASH_CHUNK, target - pos), pos)
-                if not data:
-                    raise FluxopsError("download.write_failed", f"{self.paths.part} shrank while downloading")
-                sha.update(data)
-                if b3 is not None:
-                    b3.update(data)
-                pos += len(data)
-        out.append((sha.hexdigest(), b3.hexdigest() if b3 is not None else None))
+        hasher = PrefixHasher(self._fd, self.size, self.paths.part, with_blake3=self.with_blake3, cond=self._lock,
+                              prefix_end=lambda: self._written.prefix_end(),
+                              give_up=lambda: self._halted() or self._workers_gone())
+        digests = hasher.run()
+        if digests is not None:
+            out.append(digests)
 
     def _workers_gone(self) -> bool:
         return not any(t.is_alive() for t in self._workers)

@@ -11,6 +11,9 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from fluxops.errors import FluxopsError
 
 ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN")
 DOTENV_NAME = ".env"
@@ -65,6 +68,25 @@ def redact(token: str | None) -> str:
 def scrub(text: str, token: str | None) -> str:
     """Remove the token from a message that came from elsewhere (an exception, a server)."""
     return text.replace(token, redact(token)) if token and len(token) >= 4 else text
+
+
+def scrub_error(exc: FluxopsError, token: str | None) -> FluxopsError:
+    """The same error with the token removed from its message and hint."""
+    if not token or (token not in exc.message and token not in (exc.hint or "")):
+        return exc
+    return FluxopsError(exc.code, scrub(exc.message, token), hint=scrub(exc.hint, token) if exc.hint else None,
+                        exit_code=exc.exit_code)
+
+
+def scrub_data(data: Any, token: str | None) -> Any:
+    """A JSON-able document with the token removed from every string in it (the --json report)."""
+    if isinstance(data, str):
+        return scrub(data, token)
+    if isinstance(data, dict):
+        return {key: scrub_data(value, token) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [scrub_data(value, token) for value in data]
+    return data
 
 
 def _exposed(path: Path) -> ExposedFile | None:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ class VerifyCache:
         self._entries: dict[str, dict[str, Any]] = {}
         self._blake3: dict[str, str] = {}  # sha256 -> blake3 of the same bytes
         self._dirty = False
+        self._lock = threading.RLock()  # setup saves after each placed file while other files still record
         self._load()
 
     def _load(self) -> None:
@@ -124,22 +126,28 @@ class VerifyCache:
         return self._blake3.get(sha256)
 
     def record(self, key: FileKey, sha256: str, blake3: str | None) -> None:
+        with self._lock:
+            self._record(key, sha256, blake3)
+
+    def _record(self, key: FileKey, sha256: str, blake3: str | None) -> None:
         self._entries[key.path] = {"size": key.size, "mtime_ns": key.mtime_ns, "inode": key.inode,
                                    "device": key.device, "sha256": sha256, "verified_at": time.time()}
         if blake3:
-            self._blake3[sha256] = blake3
+            self._blake3[sha256] = blake3  # the blake3 of bytes that just matched sha256: replaces any other
         self._dirty = True
 
     def forget(self, path: Path) -> None:
-        if self._entries.pop(str(path.absolute()), None) is not None:
-            self._dirty = True
+        with self._lock:
+            if self._entries.pop(str(path.absolute()), None) is not None:
+                self._dirty = True
 
     def save(self) -> None:
-        if not self._dirty:
-            return
-        data = {"version": CACHE_VERSION, "entries": self._entries, "blake3": self._blake3}
-        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
-        self._dirty = False
+        with self._lock:
+            if not self._dirty:
+                return
+            data = {"version": CACHE_VERSION, "entries": self._entries, "blake3": self._blake3}
+            write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+            self._dirty = False
 
     def save_or_note(self, on_note: Callable[[str], None] | None) -> None:
         """save(); a cache that cannot be written costs a re-hash next time, nothing else: say so and go on."""

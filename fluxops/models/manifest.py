@@ -20,6 +20,7 @@ else:  # pragma: no cover
 
 SCHEMA = 1
 SAFE_EXTENSIONS = (".safetensors", ".sft")
+MAX_NAME_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, NTFS (in UTF-16 units there; bytes is the stricter bound)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -97,6 +98,17 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    def require_distinct_sha256(self) -> None:
+        """What `fluxops setup` needs: a download is keyed by its sha256 (one partial each), so two entries with
+        the same bytes would race on one partial. Checked by setup only: to verify, such entries are harmless."""
+        seen: dict[str, str] = {}
+        for spec in self.files:
+            if spec.sha256 in seen:
+                raise FluxopsError("manifest.invalid", f"{self.path}: file ({spec.id}).sha256: same sha256 as "
+                                   f"entry {seen[spec.sha256]!r}: the same bytes at two destinations; keep one "
+                                   "entry (ComfyUI finds a file through extra_model_paths.yaml or a link you make)")
+            seen[spec.sha256] = spec.id
+
     def by_id(self, file_id: str) -> ModelSpec:
         for spec in self.files:
             if spec.id == file_id:
@@ -164,6 +176,12 @@ def _load_file(check: _Checker, raw: Any, index: int) -> ModelSpec:
             or filename.startswith("..") or ":" in filename):
         raise check.fail(f"{where}.filename", f"{filename!r} must be a plain file name inside {folder}/ "
                          "(no path separators, no '..', not absolute)")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in filename):
+        raise check.fail(f"{where}.filename", f"{filename!r} holds a control character (NUL, newline, ...), "
+                         "which no file name should")
+    if len(filename.encode("utf-8")) > MAX_NAME_BYTES:
+        raise check.fail(f"{where}.filename", f"{filename[:40]!r}... is {len(filename.encode('utf-8'))} bytes "
+                         f"long; file systems take at most {MAX_NAME_BYTES}")
     if not filename.lower().endswith(SAFE_EXTENSIONS):
         raise check.fail(f"{where}.filename", f"{filename!r} must be a .safetensors file; pickle formats "
                          "(.ckpt, .pt, .bin) can run code when loaded and are refused")

@@ -144,13 +144,11 @@ def _hash(job: _HashJob, cache: VerifyCache, models_dir: Path, on_progress: Prog
     path, spec, result = job.found.path, job.spec, job.result
     key = FileKey.of(path, job.found.stat)
     try:
-        if job.recorded_blake3 is not None:
-            if blake3_file(path, on_progress) == job.recorded_blake3:
-                cache.record(key, spec.sha256, job.recorded_blake3)
-                return replace(result, checked_by="blake3")
-            cache.forget(path)
-            return replace(result, state=State.HASH_MISMATCH, checked_by="blake3",
-                           detail="blake3 differs from the copy that matched sha256 earlier: the file changed")
+        if job.recorded_blake3 is not None and blake3_file(path, on_progress) == job.recorded_blake3:
+            cache.record(key, spec.sha256, job.recorded_blake3)
+            return replace(result, checked_by="blake3")
+        # No blake3 on record, or one that differs: the pin is sha256, and only sha256 decides (a wrong blake3
+        # in the cache, from a bug or a hand edit, must never condemn good bytes). The fresh blake3 replaces it.
         digests = hash_file(path, on_progress=on_progress)
     except OSError as exc:  # removed or unreadable since it was found
         return replace(result, state=State.MALFORMED, checked_by="blake3" if job.recorded_blake3 else "sha256",

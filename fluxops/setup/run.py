@@ -13,6 +13,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,10 @@ from fluxops.locking import models_lock
 from fluxops.models.hashing import FileKey, VerifyCache
 from fluxops.models.layout import extra_yamls_for
 from fluxops.models.manifest import Manifest, ModelSpec
+from fluxops.models.modelsdir import make_models_dir
 from fluxops.models.verify import State, verify
 from fluxops.settings import Settings
-from fluxops.setup.preflight import check_disk, choose_source, free_bytes
+from fluxops.setup.preflight import blocked_destination, check_disk, choose_source, free_bytes
 from fluxops.units import human_bytes
 
 CORRUPT = (State.WRONG_SIZE, State.MALFORMED, State.HASH_MISMATCH)
@@ -102,9 +104,14 @@ class SetupReport:
                 "free_bytes": self.free_bytes, "token": self.token, "files": [f.to_dict() for f in self.files]}
 
 
-def prune(manifest: Manifest, models_dir: Path) -> list[tuple[Path, int]]:
-    """Partial files no manifest entry needs (kept: every pinned sha256 of this manifest)."""
-    return prune_partials(models_dir, {spec.sha256 for spec in manifest.files})
+def prune(manifest: Manifest, models_dir: Path, *, wait: bool = False,
+          on_wait: Callable[[str], None] = lambda text: None) -> list[tuple[Path, int]]:
+    """Partial files no manifest entry needs (kept: every pinned sha256 of this manifest), under setup's lock:
+    a setup running with another manifest is writing partials this one does not know."""
+    if not (models_dir / PARTIAL_DIR).is_dir():
+        return []
+    with models_lock(models_dir, wait=wait, on_wait=on_wait):
+        return prune_partials(models_dir, {spec.sha256 for spec in manifest.files})
 
 
 def _plan(manifest: Manifest, models_dir: Path, cache: VerifyCache, settings: Settings, options: SetupOptions,
@@ -122,6 +129,9 @@ def _plan(manifest: Manifest, models_dir: Path, cache: VerifyCache, settings: Se
         elif found.state in CORRUPT or found.state is State.MISSING:
             outcome.action = "download"
             outcome.resume_from = resume_point(models_dir, spec.sha256, spec.size)
+            blocked = blocked_destination(spec.dest_path(models_dir))
+            if blocked is not None:
+                outcome.action, outcome.error = "failed", blocked
         plans.append(outcome)
     return plans
 
@@ -129,7 +139,7 @@ def _plan(manifest: Manifest, models_dir: Path, cache: VerifyCache, settings: Se
 def _preflight(plans: list[FileOutcome], manifest: Manifest, hub: Hub, events: SetupEvents) -> None:
     wanted = [p for p in plans if p.action == "download"]
     if wanted and hub.token:
-        hub.whoami()  # a bad token fails here, before anything else
+        _check_token(hub, events)
     for plan in wanted:
         try:
             plan.remote = choose_source(hub, manifest.by_id(plan.id), events.note)
@@ -140,10 +150,24 @@ def _preflight(plans: list[FileOutcome], manifest: Manifest, hub: Hub, events: S
             plan.action, plan.error = "failed", exc
 
 
+def _check_token(hub: Hub, events: SetupEvents) -> None:
+    """A token the Hub refuses stops setup before anything else. The check is advice otherwise: a mirror set in
+    HF_ENDPOINT often has no account API (/api/whoami-v2 answers 404), and only the downloads decide."""
+    try:
+        hub.whoami()
+    except FluxopsError as exc:
+        if exc.code == "hub.token_invalid":
+            raise
+        events.note(f"the token was not checked ({exc.message}); the downloads will tell")
+
+
 def run_setup(settings: Settings, manifest: Manifest, token: ResolvedToken, options: SetupOptions,
               events: SetupEvents, stop: threading.Event | None = None) -> SetupReport:
     models_dir = settings.require_models_dir()
+    manifest.require_distinct_sha256()
     cache = VerifyCache(settings.verify_cache_path)
+    if not options.dry_run:
+        make_models_dir(models_dir)
     lock = (contextlib.nullcontext() if options.dry_run
             else models_lock(models_dir, wait=options.wait, on_wait=events.note))
     with lock:
@@ -198,19 +222,22 @@ def _download_one(settings: Settings, spec: ModelSpec, plan: FileOutcome, hub: H
     remote = plan.remote
     models_dir = settings.require_models_dir()
     paths = PartPaths.for_sha(models_dir, spec.sha256)
-    source = ByteSource(hub, remote.location, lambda: hub.metadata(remote.source, remote.commit).location)
+    source = ByteSource(hub, remote.location, lambda: hub.metadata(remote.source, remote.commit).location,
+                        read_timeout=settings.stall_timeout)
     events.started(spec.id, spec.size, plan.resume_from)
     started = time.perf_counter()
     engine = SegmentedDownload(paths=paths, size=spec.size, sha256=spec.sha256, source=source,
                                connections=settings.connections, segment_size=settings.segment_size,
                                permits=permits, stop=stop, on_bytes=lambda n: events.advance(spec.id, n),
                                with_blake3=options.with_blake3,
-                               on_note=lambda text: events.note(f"{spec.id}: {text}"))
+                               on_note=lambda text: events.note(f"{spec.id}: {text}"),
+                               stall_timeout=settings.stall_timeout)
     try:
         fetched = engine.run()
         plan.fetched, plan.resume_from = fetched.fetched_bytes, fetched.resumed_from
         plan.connections = fetched.connections
         _place(spec, paths, models_dir, cache, fetched.blake3)
+        cache.save_or_note(events.note)  # now, not at the end: a kill later must not cost a re-hash of this file
         plan.action = "placed"
     except DownloadStopped:
         plan.fetched = engine.fetched_bytes
@@ -227,9 +254,15 @@ def _download_one(settings: Settings, spec: ModelSpec, plan: FileOutcome, hub: H
 def _place(spec: ModelSpec, paths: PartPaths, models_dir: Path, cache: VerifyCache, blake3: str | None) -> None:
     """Atomic rename into place; a corrupt file already there is moved aside until the new one is in."""
     dest = spec.dest_path(models_dir)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    blocked = blocked_destination(dest)
+    if blocked is not None:
+        raise blocked
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FluxopsError("download.write_failed", f"cannot create {dest.parent}: {exc.strerror}") from exc
     aside: Path | None = None
-    if dest.exists():
+    if os.path.lexists(dest):  # a regular file (blocked_destination said so): a corrupt copy under --repair
         aside = paths.part.with_name(f"{spec.sha256}.replaced")
         os.replace(dest, aside)
     try:

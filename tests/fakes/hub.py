@@ -10,7 +10,8 @@ It speaks the parts of the Hub protocol fluxops and huggingface_hub use (see doc
 - GET /api/whoami-v2 and /api/models/{org}/{name}/auth-check (HfApi.whoami / HfApi.auth_check).
 - Faults: drop the connection after N body bytes, 503/429 once (Retry-After), ignore Range, serve wrong
   bytes, 403 once from the CDN (expired signed URL), a 206 once for another range or with another file size
-  in its Content-Range, and a per-connection throughput cap.
+  in its Content-Range, a per-connection throughput cap, an error whose X-Error-Message echoes the
+  Authorization header, no account API at all (a mirror), and bodies that stall after N bytes.
 Every body byte sent is counted, so a test can prove what a resume fetched.
 """
 
@@ -57,6 +58,11 @@ class Faults:
     cdn_403_once: bool = False  # the next CDN GET answers 403 and every URL signed so far expires
     shift_range_once: int | None = None  # the next 206 serves (and names) a range this many bytes later
     total_size_once: int | None = None  # the next 206's Content-Range names a file of this size
+    echo_auth_status: int | None = None  # byte GETs answer this status, echoing Authorization in X-Error-Message
+    no_account_api: bool = False  # /api/* answers a bare 404, like a mirror without accounts (HF_ENDPOINT)
+    stall_after: int | None = None  # every body stops sending (the connection stays open) after this many bytes
+    stall_seconds: float = 30.0  # how long a stalled body waits before it is cut
+    stall_once: bool = False  # the first body to stall turns stall_after off for the bodies after it
 
 
 @dataclass
@@ -81,6 +87,7 @@ class FakeHub:
         self.cdn_auth_seen: list[bool] = []
         self.log: list[tuple[str, str, str]] = []  # (role, method, path)
         self.lock = threading.Lock()
+        self.closing = threading.Event()  # ends stalled bodies
         self._sig = 0
         self._valid_from = 0
         self.hub = self._start("hub")
@@ -121,6 +128,7 @@ class FakeHub:
         return _commit_for(repo)
 
     def close(self) -> None:
+        self.closing.set()
         for server in (self.hub, self.cdn):
             server.shutdown()
             server.server_close()
@@ -177,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
         token = self._token()
         if token is not None and token not in self.fake.tokens:
             return self._error(401, None, "Invalid credentials in Authorization header")
+        if path.startswith("/api/") and self.fake.faults.no_account_api:
+            return self._json(404, {"error": "Not Found"})
         if path == "/api/whoami-v2":
             if token is None:
                 return self._error(401, None, "Invalid credentials in Authorization header")
@@ -264,6 +274,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _bytes(self, entry: HubFile, head: bool, headers: dict[str, str]) -> None:
         fake = self.fake
+        if not head and (status := fake.faults.echo_auth_status):
+            echoed = self.headers.get("authorization", "none")
+            return self._error(int(status), None, f"bad request: got Authorization: {echoed}")
         if not head and (status := fake.take_fault("status_once")):
             extra = {"Retry-After": fake.faults.retry_after} if fake.faults.retry_after else {}
             return self._json(int(status), {"error": "try again later"}, extra)
@@ -302,6 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self, entry: HubFile, start: int, end: int, drop_after: int | None) -> None:
         fake = self.fake
+        stall_after = fake.faults.stall_after
+        if stall_after is not None:
+            drop_after = stall_after if drop_after is None else min(drop_after, stall_after)
         plain = drop_after is None and not fake.faults.wrong_bytes and fake.faults.rate is None
         with contextlib.ExitStack() as stack:
             fh = stack.enter_context(entry.data.open("rb")) if entry.data is not None else None
@@ -315,6 +331,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if drop_after is not None:
                     n = min(n, max(0, drop_after - sent_here))
                     if n == 0:
+                        if stall_after is not None:  # silent, the connection open, until the fake closes
+                            if fake.faults.stall_once:
+                                fake.faults.stall_after = None
+                            with contextlib.suppress(OSError):
+                                self.wfile.flush()
+                            fake.closing.wait(fake.faults.stall_seconds)
                         self._drop()
                         return
                 data = bytearray(os.pread(fh.fileno(), n, pos) if fh is not None else bytes(n))

@@ -132,14 +132,15 @@ def test_an_overlapping_run_is_refused_cleanly(cli, month: Month) -> None:
 
 def test_a_step_that_raises_is_a_failed_finding_and_the_run_still_records_itself(cli, month: Month) -> None:
     partials = month.models / ".fluxops-partial"
-    (partials / f"{'cd' * 32}.part").mkdir(parents=True)  # an orphaned part that is a directory: unlink fails
-    proc = maintain(cli, month, "--no-health-check", "--json")
+    (partials / f"{'cd' * 32}.part").mkdir(parents=True)  # an orphaned part...
+    with FileLock(str(partials / "setup.lock")):  # ...that a running setup may be writing: pruning refuses
+        proc = maintain(cli, month, "--no-health-check", "--json")
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     by_id = findings(doc)
     assert by_id["cleanup.partials"]["status"] == "fail"
-    assert "IsADirectoryError" in by_id["cleanup.partials"]["summary"]
+    assert "in use by" in by_id["cleanup.partials"]["summary"]
     assert by_id["cleanup.logs"]["status"] == "ok" and by_id["gpu.health"]["status"] == "ok"  # the rest ran
     report = Path(doc["data"]["report"])
     assert report.is_file() and report.with_suffix(".txt").is_file()

@@ -2,14 +2,13 @@
 
 - The partial file is sized up front; each connection takes the next segment from the queue, asks for it
   with one Range request and writes what arrives at its offset (os.pwrite): segments never wait on others.
-- A checkpoint thread records progress in the state file after at most CHECKPOINT_BYTES new bytes or
-  CHECKPOINT_SECONDS (a kill -9 loses only what arrived since), and every SYNC_SECONDS fdatasyncs the part
-  first, so a reboot loses at most that much (partial.py).
+- A checkpoint thread records progress after at most CHECKPOINT_BYTES or CHECKPOINT_SECONDS (a kill -9 loses
+  only what arrived since); every SYNC_SECONDS it fdatasyncs the part first (partial.py).
 - A hasher thread (prefixhash.py) follows the contiguous written prefix and feeds sha256 (and blake3) from
   the page cache; on resume it re-hashes the kept prefix once, and a kept prefix that hashes wrong is
   discarded and fetched again.
-- Adaptive: a 429 or repeated errors halve the connections; an expired CDN URL is resolved again; a server
-  that ignores Range gets one stream from byte 0; stalls and retries are bounded (retries.py).
+- A 429 or repeated errors halve the connections; an expired CDN URL is resolved again; a server ignoring
+  Range gets one stream from byte 0; stalls and retries are bounded (retries.py).
 Memory: about connections x READ_CHUNK + HASH_CHUNK, whatever the file size.
 """
 

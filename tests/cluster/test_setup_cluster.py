@@ -9,15 +9,18 @@ from pathlib import Path
 from tests.cluster.nodes import cluster_of, processes_of
 from tests.fakes.nvml_seam import nvml_env
 from tests.helpers import run_fluxops
-from tests.setup.conftest import Scaled, hub, scaled  # noqa: F401 (fixtures)
+from tests.setup.conftest import BFL, GOOD_TOKEN, Scaled, hub, scaled  # noqa: F401 (fixtures)
 
 
 def test_every_node_provisioned_shared_dir_downloaded_once(scaled: Scaled, tmp_path: Path) -> None:  # noqa: F811
     own = tmp_path / "models-own"
+    scaled.hub.licences.add((GOOD_TOKEN, BFL))
     base = {**scaled.env(), **nvml_env("clean_3090")}
     with cluster_of(base, {}, {"FLUXOPS_MODELS_DIR": str(own), "FLUXOPS_STATE_DIR": str(tmp_path / "state-own")})\
             as rc:
-        proc = run_fluxops("setup", "--cluster", "--ray-address", rc.address, "--json", timeout=120)
+        # the token is the driver's (no node has one in its environment): the gated source is used everywhere
+        proc = run_fluxops("setup", "--cluster", "--ray-address", rc.address, "--json", env={"HF_TOKEN": GOOD_TOKEN},
+                           timeout=120)
         assert proc.returncode == 0, proc.stderr
         doc = json.loads(proc.stdout)
         nodes = doc["data"]["nodes"]
@@ -32,6 +35,9 @@ def test_every_node_provisioned_shared_dir_downloaded_once(scaled: Scaled, tmp_p
             for spec_dest in ("text_encoders/clip_l.safetensors", "vae/ae.safetensors",
                               "loras/FLUX.1-Turbo-Alpha.safetensors"):
                 assert (root / spec_dest).is_file()
+        vae_sources = {f["source"] for n in nodes for f in n["result"]["files"] if f["id"] == "vae"}
+        assert vae_sources == {BFL, None}  # downloaded from the gated repo, or found present under the lock
+        assert GOOD_TOKEN not in proc.stdout + proc.stderr
         assert "placed" in proc.stderr  # per-node progress lines on stderr
 
         failed = run_fluxops("setup", "--cluster", "--ray-address", rc.address, "--manifest", "gone.toml",

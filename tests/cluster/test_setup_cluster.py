@@ -4,11 +4,12 @@ share one models dir (downloaded once, under setup's own lock), the third has it
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from tests.cluster.nodes import cluster_of, processes_of
 from tests.fakes.nvml_seam import nvml_env
-from tests.helpers import run_fluxops
+from tests.helpers import run_fluxops, spawn_fluxops, stopping, wait_until
 from tests.setup.conftest import BFL, GOOD_TOKEN, Scaled, hub, scaled  # noqa: F401 (fixtures)
 
 
@@ -45,4 +46,18 @@ def test_every_node_provisioned_shared_dir_downloaded_once(scaled: Scaled, tmp_p
         assert failed.returncode == 1, failed.stderr
         assert "0 of 3 node(s) verified" in failed.stdout and "gone.toml" in failed.stdout
         assert "Traceback" not in failed.stdout + failed.stderr
+    assert processes_of(tmp_path) == []
+
+
+def test_ctrl_c_stops_every_node_and_keeps_what_arrived(scaled: Scaled, tmp_path: Path) -> None:  # noqa: F811
+    scaled.hub.faults.rate = 200_000  # bytes/s per connection: the download lasts long enough to interrupt
+    with cluster_of(scaled.env()) as rc:
+        with stopping(spawn_fluxops("setup", "--cluster", "--ray-address", rc.address)) as proc:
+            wait_until(lambda: scaled.hub.served.bytes > 0, timeout=60, what="the download to start")
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        wait_until(scaled.hub.quiet, timeout=30, what="the node's download to stop")
+        assert any((scaled.models / ".fluxops-partial").iterdir())  # kept for the resume
     assert processes_of(tmp_path) == []

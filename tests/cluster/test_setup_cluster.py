@@ -13,7 +13,7 @@ from tests.helpers import run_fluxops, spawn_fluxops, stopping, wait_until
 from tests.setup.conftest import BFL, GOOD_TOKEN, Scaled, hub, scaled  # noqa: F401 (fixtures)
 
 
-def test_every_node_provisioned_shared_dir_downloaded_once(scaled: Scaled, tmp_path: Path) -> None:  # noqa: F811
+def test_every_node_provisioned_shared_dir_downloaded_once_failures_and_ctrl_c(scaled: Scaled, tmp_path: Path) -> None:  # noqa: F811
     own = tmp_path / "models-own"
     scaled.hub.licences.add((GOOD_TOKEN, BFL))
     base = {**scaled.env(), **nvml_env("clean_3090")}
@@ -46,18 +46,19 @@ def test_every_node_provisioned_shared_dir_downloaded_once(scaled: Scaled, tmp_p
         assert failed.returncode == 1, failed.stderr
         assert "0 of 3 node(s) verified" in failed.stdout and "gone.toml" in failed.stdout
         assert "Traceback" not in failed.stdout + failed.stderr
-    assert processes_of(tmp_path) == []
 
-
-def test_ctrl_c_stops_every_node_and_keeps_what_arrived(scaled: Scaled, tmp_path: Path) -> None:  # noqa: F811
-    scaled.hub.faults.rate = 200_000  # bytes/s per connection: the download lasts long enough to interrupt
-    with cluster_of(scaled.env()) as rc:
-        with stopping(spawn_fluxops("setup", "--cluster", "--ray-address", rc.address)) as proc:
-            wait_until(lambda: scaled.hub.served.bytes > 0, timeout=60, what="the download to start")
+        # Ctrl-C: every node's setup stops (exit 130) and what arrived stays for the resume
+        scaled.hub.faults.rate = 200_000  # bytes/s per connection: the download lasts long enough to interrupt
+        fresh = tmp_path / "models-fresh"
+        before = scaled.hub.served.bytes
+        with stopping(spawn_fluxops("setup", "--cluster", "--ray-address", rc.address, "--models-dir", str(fresh))) \
+                as proc:
+            wait_until(lambda: scaled.hub.served.bytes > before, timeout=60, what="the download to start")
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
         assert "interrupted" in err and "Traceback" not in err
-        wait_until(scaled.hub.quiet, timeout=30, what="the node's download to stop")
-        assert any((scaled.models / ".fluxops-partial").iterdir())  # kept for the resume
+        wait_until(scaled.hub.quiet, timeout=30, what="the nodes' downloads to stop")
+        assert any((fresh / ".fluxops-partial").iterdir())
     assert processes_of(tmp_path) == []
+

@@ -4,13 +4,16 @@ fake Hub; the fleet checks (versions, a models dir on a network file system) als
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from fluxops.cluster.nodecheck import Partition, check_models_fs, check_versions, is_network_fs, mount_of
 from fluxops.doctor.result import Status
 from tests.cluster.nodes import cluster_of, processes_of
 from tests.fakes.nvml_seam import nvml_env
-from tests.helpers import run_fluxops
+from tests.helpers import REPO, run_fluxops
 from tests.setup.conftest import Scaled, hub, scaled  # noqa: F401 (fixtures)
 
 CHECKS = ("python", "system.disk", "gpu.driver", "gpu.devices", "models")
@@ -68,3 +71,14 @@ def test_network_file_systems_are_a_warning(tmp_path: Path) -> None:
         assert is_network_fs(kind), kind
     for kind in ("ext4", "xfs", "btrfs", "zfs", "tmpfs", "overlay", "fuseblk", "apfs", "ntfs"):
         assert not is_network_fs(kind), kind
+
+
+def test_setup_and_doctor_without_cluster_never_import_ray(tmp_path: Path) -> None:
+    code = ("import sys\nfrom fluxops.cli import app\n"
+            "for args in (['setup', '--help'], ['doctor', '--help'], ['doctor', '--list']):\n"
+            "    try:\n        app(args, prog_name='fluxops')\n    except SystemExit:\n        pass\n"
+            "print('ray' in sys.modules, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert proc.stderr.strip().splitlines()[-1] == "False", proc.stderr
+    assert "--cluster" in proc.stdout and "--ray-address" in proc.stdout

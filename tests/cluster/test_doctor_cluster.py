@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from fluxops.cluster.nodecheck import Partition, check_models_fs, check_versions, is_network_fs, mount_of
 from fluxops.doctor.result import Status
 from tests.cluster.nodes import cluster_of, processes_of
 from tests.fakes.nvml_seam import nvml_env
-from tests.helpers import REPO, run_fluxops
+from tests.helpers import REPO, run_fluxops, wait_until
 from tests.setup.conftest import Scaled, hub, scaled  # noqa: F401 (fixtures)
 
 CHECKS = ("python", "system.disk", "gpu.driver", "gpu.devices", "models")
@@ -82,3 +85,14 @@ def test_setup_and_doctor_without_cluster_never_import_ray(tmp_path: Path) -> No
                           env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
     assert proc.stderr.strip().splitlines()[-1] == "False", proc.stderr
     assert "--cluster" in proc.stdout and "--ray-address" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has NVIDIA GPUs for a local Ray")
+def test_without_an_address_a_local_ray_is_started_for_the_command(isolated: dict[str, str],
+                                                                    tmp_path: Path) -> None:
+    proc = run_fluxops("doctor", "--cluster", "models", "--json", env={"RAY_ADDRESS": ""}, timeout=120,
+                       cwd=tmp_path)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 1 and doc["error"]["code"] == "cluster.no_gpus", proc.stderr
+    assert "no alive node of the Ray cluster has a GPU" in proc.stderr and "Traceback" not in proc.stderr
+    wait_until(lambda: processes_of(tmp_path) == [], timeout=30, what="the command's local Ray to stop")

@@ -1,8 +1,9 @@
 """`fluxops doctor --cluster`: doctor's own checks run ON every GPU node, plus the checks only a fleet needs.
 
 The fleet checks: the node's fluxops, Python and Ray versions against the driver's (Ray refuses, or misbehaves
-across, mismatched versions: https://docs.ray.io/en/latest/ray-core/configure.html), and whether the node's models
-dir is on a network file system (ComfyUI loads models by mmap, which is many times slower there).
+across, mismatched versions: https://docs.ray.io/en/latest/ray-core/configure.html), the GPUs Ray offers there
+against those the driver sees (one line per GPU), and whether the node's models dir is on a network file system
+(ComfyUI loads models by mmap, which is many times slower there).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from fluxops.cluster.pernode import NodeCall, NodeRow, Progress, node_settings, 
 from fluxops.cluster.runtime import gpu_nodes
 from fluxops.doctor.context import DoctorOptions
 from fluxops.doctor.result import CheckResult, DoctorReport, fail, ok, skip, warn
+from fluxops.machine.gpu import GpuProbe
 from fluxops.settings import Settings
+from fluxops.units import gib
 
 GROUP = "Cluster"
 # Checks about one machine's own ComfyUI server and the Hub token: a fleet's workers pick free ports and use the
@@ -56,6 +59,23 @@ def check_versions(mine: Mapping[str, str], driver: Mapping[str, str]) -> CheckR
                 f'install the driver\'s versions on this node: Python {driver.get("python")}, then '
                 f'pip install "fluxops[cluster]=={driver.get("fluxops")}" "ray=={driver.get("ray")}"',
                 differ, **facts)
+
+
+def check_gpus(ray_gpus: int, probe: GpuProbe) -> CheckResult:
+    """The GPUs Ray offers on this node against those the driver sees, one detail line per GPU: a worker given a
+    GPU that is not there would start ComfyUI on nothing."""
+    if not probe.loaded:
+        return skip("cluster.gpus", f"Ray offers {ray_gpus} GPU(s) here; the driver did not answer (gpu.driver)")
+    devices = probe.devices
+    details = [f"GPU {d.index}: {d.name}, {gib(d.memory_free)} free of {gib(d.memory_total)}" for d in devices]
+    facts = {"ray_gpus": ray_gpus, "devices": len(devices)}
+    if ray_gpus > len(devices):
+        return fail("cluster.gpus", f"Ray offers {ray_gpus} GPU(s) on this node, the driver sees {len(devices)}",
+                    f"restart Ray on this node with --num-gpus={len(devices)} (or without it: Ray counts them)",
+                    details, **facts)
+    used = f"Ray offers {ray_gpus} of {len(devices)} GPU(s)" if ray_gpus < len(devices) else \
+        f"{len(devices)} GPU(s), all offered to Ray"
+    return ok("cluster.gpus", used, details, **facts)
 
 
 def mount_of(path: Path, partitions: Iterable[Partition]) -> Partition | None:
@@ -109,10 +129,19 @@ def default_checks(names: Sequence[str]) -> list[str]:
     return list(names) if names else [c for c in CHECK_IDS if c not in NOT_BY_DEFAULT]
 
 
+def ray_gpus_here(ray: ModuleType) -> int:
+    here = ray.get_runtime_context().get_node_id()
+    entry: dict[str, Any] = next((n for n in ray.nodes() if n.get("NodeID") == here), {})
+    return int((entry.get("Resources") or {}).get("GPU", 0))
+
+
 def fleet_checks(settings: Settings, driver: Mapping[str, str]) -> list[CheckResult]:
     import ray
 
-    found = [check_versions(versions(ray.__version__), driver), check_models_fs(settings.models_dir, partitions())]
+    from fluxops.machine.gpu import probe_gpus
+
+    found = [check_versions(versions(ray.__version__), driver), check_gpus(ray_gpus_here(ray), probe_gpus()),
+             check_models_fs(settings.models_dir, partitions())]
     return [dataclasses.replace(result, group=GROUP) for result in found]
 
 

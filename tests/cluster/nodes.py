@@ -16,13 +16,13 @@ from tests.cluster.conftest import RayCluster, start_cluster
 
 
 @contextmanager
-def cluster_of(head_env: Mapping[str, str], *node_envs: Mapping[str, str]) -> Iterator[RayCluster]:
-    """A head with `head_env`, plus one node per entry of `node_envs` (each over the head's), 2 GPUs each."""
+def cluster_of(head_env: Mapping[str, str], *node_envs: Mapping[str, str], gpus: int = 2) -> Iterator[RayCluster]:
+    """A head with `head_env`, plus one node per entry of `node_envs` (each over the head's), `gpus` GPUs each."""
     saved = dict(os.environ)
-    rc = start_cluster((2,), env=dict(head_env))
+    rc = start_cluster((gpus,), env=dict(head_env))
     try:
         for env in node_envs:
-            rc.add_node(2, env_vars=dict(env))
+            rc.add_node(gpus, env_vars=dict(env))
         yield rc
     finally:
         rc.cluster.shutdown()

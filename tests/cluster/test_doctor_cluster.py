@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxops.cluster.nodecheck import Partition, check_models_fs, check_versions, is_network_fs, mount_of
+from fluxops.cluster.nodecheck import Partition, check_gpus, check_models_fs, check_versions, is_network_fs, mount_of
 from fluxops.doctor.result import Status
 from tests.cluster.nodes import cluster_of, processes_of
 from tests.fakes.nvml_seam import nvml_env
@@ -32,7 +33,8 @@ def test_one_section_per_node_and_exit_1_until_every_node_has_its_models(scaled:
                                                                          tmp_path: Path) -> None:
     own = tmp_path / "models-own"
     base = {**scaled.env(), **nvml_env("clean_3090")}
-    with cluster_of(base, {"FLUXOPS_MODELS_DIR": str(own), "FLUXOPS_STATE_DIR": str(tmp_path / "state-own")}) as rc:
+    node_env = {"FLUXOPS_MODELS_DIR": str(own), "FLUXOPS_STATE_DIR": str(tmp_path / "state-own")}
+    with cluster_of(base, node_env, gpus=1) as rc:  # clean_3090: one GPU per node
         code, doc, _ = _doctor(rc.address, "--json")
         assert code == 1 and doc["ok"] is False
         nodes = doc["data"]["nodes"]
@@ -40,15 +42,18 @@ def test_one_section_per_node_and_exit_1_until_every_node_has_its_models(scaled:
                                        for n in nodes)
         for node in nodes:
             by_id = {c["id"]: c for c in node["result"]["checks"]}
-            assert list(by_id) == ["cluster.versions", "cluster.models_fs", *CHECKS]
+            assert list(by_id) == ["cluster.versions", "cluster.gpus", "cluster.models_fs", *CHECKS]
             assert by_id["cluster.versions"]["status"] == "ok" and by_id["gpu.driver"]["status"] == "ok"
+            assert by_id["cluster.gpus"]["status"] == "ok" and by_id["cluster.gpus"]["facts"]["ray_gpus"] == 1
             assert by_id["models"]["status"] == "fail" and not node["ok"]
             assert by_id["cluster.models_fs"]["status"] == "ok"
-        assert {n["result"]["checks"][1]["facts"]["path"] for n in nodes} == {str(scaled.models), str(tmp_path)}
+        assert {n["result"]["checks"][2]["facts"]["path"] for n in nodes} == {str(scaled.models), str(tmp_path)}
 
         assert run_fluxops("setup", "--cluster", "--ray-address", rc.address, timeout=120).returncode == 0
-        code, _, text = _doctor(rc.address)
+        code, _, text = _doctor(rc.address, "-v")
         assert code == 0, text
+        # one line per GPU in each node's section
+        assert len(re.findall(r"• GPU 0: NVIDIA GeForce RTX 3090, [\d.]+ GiB free of", text)) == 2, text
         assert text.count("Node ") == 2 and "2 of 2 node(s) passed" in text
         assert "RTX 3090" in text and "(cluster.versions)" in text
     assert processes_of(tmp_path) == []
@@ -60,6 +65,18 @@ def test_versions_must_equal_the_drivers() -> None:
     result = check_versions({**driver, "ray": "2.59.1"}, driver)
     assert result.status is Status.FAIL and "ray 2.59.1 here, 2.60.0 on the driver" in result.summary
     assert result.fix is not None and '"ray==2.60.0"' in result.fix
+
+
+def test_ray_offering_more_gpus_than_the_driver_sees_fails() -> None:
+    from fluxops.machine.gpu import GpuDevice, GpuProbe
+
+    gpu = GpuDevice(0, "NVIDIA RTX A6000", "GPU-1", None, None, 48 * 2**30, 2**30, 47 * 2**30)
+    probe = GpuProbe(loaded=True, driver_version="570.124.06", devices=(gpu,))
+    assert check_gpus(1, probe).status is Status.OK and check_gpus(0, probe).summary.startswith("Ray offers 0 of 1")
+    result = check_gpus(2, probe)
+    assert result.status is Status.FAIL and "--num-gpus=1" in (result.fix or "")
+    assert result.details == ("GPU 0: NVIDIA RTX A6000, 47.0 GiB free of 48.0 GiB",)
+    assert check_gpus(2, GpuProbe(loaded=False)).status is Status.SKIP
 
 
 def test_network_file_systems_are_a_warning(tmp_path: Path) -> None:

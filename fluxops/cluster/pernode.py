@@ -48,7 +48,7 @@ class NodeRow:
     def to_dict(self) -> dict[str, Any]:
         return {"node": self.node.label, "node_id": self.node.node_id, "ip": self.node.ip,
                 "hostname": self.node.hostname, "gpus": self.node.gpus, "ok": self.ok, "error": self.error,
-                **({"result": self.data} if self.data is not None else {"result": None})}
+                "result": self.data}
 
 
 def absolute_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,10 +101,14 @@ def _lost(ray: ModuleType, exc: BaseException) -> dict[str, Any]:
 
 
 def _queue_on_driver_node(ray: ModuleType) -> Any:
+    """The progress queue, next to the driver where it has a node (a Ray Client driver has none: anywhere)."""
     from ray.util.queue import Queue
 
-    here = ray.get_runtime_context().get_node_id()
-    return Queue(actor_options={"num_cpus": 0, "scheduling_strategy": pinned_to(here)})
+    try:
+        strategy: Any = pinned_to(ray.get_runtime_context().get_node_id())
+    except Exception:  # Ray Client (ray://): no node of its own
+        strategy = "DEFAULT"
+    return Queue(actor_options={"num_cpus": 0, "scheduling_strategy": strategy})
 
 
 def _drain(queue: Any, on_progress: Callable[[str, str], None]) -> None:

@@ -13,12 +13,24 @@ import typer
 
 from fluxops import __version__
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, ComfyPythonOpt, HostOpt, JsonOpt, ManifestOpt, ModelsDirOpt, PortOpt
+from fluxops.cli.options import (
+    ClusterOpt,
+    ComfyDirOpt,
+    ComfyPythonOpt,
+    HostOpt,
+    JsonOpt,
+    ManifestOpt,
+    ModelsDirOpt,
+    PortOpt,
+    RayAddressOpt,
+    config_flag,
+)
 from fluxops.console import Output, status_mark
 from fluxops.errors import ExitCode, FluxopsError
 
 if TYPE_CHECKING:
-    from fluxops.doctor import CheckResult, DoctorReport
+    from fluxops.cluster.pernode import NodeRow
+    from fluxops.doctor import CheckResult, DoctorOptions, DoctorReport
 
 Line = tuple[str, str]  # (text, style)
 REPORT_ENV_PREFIXES = ("FLUXOPS_", "HF_", "HUGGING", "CUDA_", "PYTORCH_", "NVIDIA_")
@@ -99,6 +111,65 @@ def _list_checks(out: Output) -> None:
     out.table(["id", "group", "checks"], [[c.id, c.group, c.title] for c in CHECKS])
 
 
+def _from_dict(check: dict[str, Any]) -> CheckResult:
+    from fluxops.doctor import CheckResult, Status
+
+    return CheckResult(check["id"], Status(check["status"]), check["summary"], tuple(check["details"]),
+                       check["fix"], check["facts"], check["group"])
+
+
+def _node_heading(row: NodeRow) -> Line:
+    node = row.node
+    gpus = f"{node.gpus} GPU" + ("s" if node.gpus != 1 else "")
+    return f"Node {node.label} ({node.ip}, {gpus})", "bold underline"
+
+
+def _show_node(out: Output, row: NodeRow, verbose: bool) -> None:
+    from fluxops.doctor import DoctorReport
+
+    out.line("")
+    text, style = _node_heading(row)
+    out.line(text, style=style)
+    if row.data is None:
+        error = row.error or {}
+        out.line(f"[✗] no report from this node: {error.get('message')}", style="red")
+        if error.get("hint"):
+            out.line(f"    fix: {error['hint']}", style="cyan")
+        return
+    results = tuple(_from_dict(c) for c in row.data["checks"])
+    previous = None
+    for result in results:
+        for line, line_style in result_lines(result, verbose, result.group != previous):
+            out.line(line, style=line_style or None)
+        previous = result.group
+    report = DoctorReport(results, strict=bool(row.data["strict"]), seconds=float(row.data["seconds"]))
+    line, line_style = summary_line(report)
+    out.line(line, style=line_style)
+
+
+def _doctor_cluster(out: Output, ctx: typer.Context, flags: dict[str, Any], options: DoctorOptions,
+                    checks: list[str], strict: bool, verbose: bool, ray_address: str | None) -> None:
+    """Doctor on every GPU node of the Ray cluster (docs/cluster.md): one section per node."""
+    from fluxops.cluster import runtime
+    from fluxops.cluster.nodecheck import doctor_cluster
+    from fluxops.cluster.pernode import NodeCall, absolute_flags
+
+    address = runtime.resolve_address(ray_address, os.environ)
+    call = NodeCall(absolute_flags(flags), config_flag(ctx))
+    with runtime.connected(address) as ray:
+        rows = doctor_cluster(ray, call, options, checks, strict)
+    ok = all(row.ok for row in rows)
+    out.emit({"address": address, "ok": ok, "nodes": [row.to_dict() for row in rows]}, ok=ok)
+    for row in rows:
+        _show_node(out, row, verbose)
+    bad = [row.node.label for row in rows if not row.ok]
+    out.line("")
+    out.line(f"{len(rows) - len(bad)} of {len(rows)} node(s) passed" + (f"; problems on: {', '.join(bad)}" if bad
+             else ""), style="red" if bad else "green")
+    if not ok:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
 @app.command()
 def doctor(
     ctx: typer.Context,
@@ -142,6 +213,8 @@ def doctor(
         ),
     ] = 60.0,
     json_out: JsonOpt = False,
+    cluster: ClusterOpt = False,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Diagnose the machine for the workflow: GPU, driver/CUDA vs torch, VRAM, RAM, disk, models, ComfyUI."""
     out = Output("doctor", json_mode=json_out, verbose=verbose)
@@ -152,18 +225,17 @@ def doctor(
         from fluxops.doctor import DoctorOptions, run_doctor, select_checks
 
         select_checks(checks or [])  # unknown ids are a usage error before anything is probed
-        settings = build_settings(
-            ctx,
-            comfyui_dir=comfyui_dir,
-            comfyui_python=comfyui_python,
-            models_dir=models_dir,
-            manifest=manifest,
-            host=host,
-            port=port,
-        )
+        flags = {"comfyui_dir": comfyui_dir, "comfyui_python": comfyui_python, "models_dir": models_dir,
+                 "manifest": manifest, "host": host, "port": port}
         options = DoctorOptions(
             online=online, width=width, height=height, cuda_device=cuda_device, torch_timeout=torch_timeout
         )
+        if cluster:
+            if report_file is not None:
+                raise typer.BadParameter("not with --cluster (run it on the node)", param_hint="--report")
+            _doctor_cluster(out, ctx, flags, options, checks or [], strict, verbose, ray_address)
+            return
+        settings = build_settings(ctx, **flags)
         env = dict(os.environ)
         state: dict[str, Any] = {"group": None}
 

@@ -50,3 +50,10 @@ ClusterOpt = Annotated[bool, typer.Option(
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="The Ray cluster to use with --cluster (default: RAY_ADDRESS, else a local Ray on this "
     "machine with all its GPUs).", rich_help_panel="Cluster")]
+
+
+def config_flag(ctx: typer.Context) -> str | None:
+    """The root `--config` file as an absolute path (sent to cluster nodes, which resolve their own Settings)."""
+    root = ctx.find_root()
+    config = (root.obj or {}).get("config") if root.obj else None
+    return str(Path(config).expanduser().absolute()) if config else None

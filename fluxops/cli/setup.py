@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, JobsOpt, JsonOpt, ManifestOpt, ModelsDirOpt
+from fluxops.cli.options import (
+    ClusterOpt,
+    ComfyDirOpt,
+    JobsOpt,
+    JsonOpt,
+    ManifestOpt,
+    ModelsDirOpt,
+    RayAddressOpt,
+    config_flag,
+)
 from fluxops.console import Output, Text, TransferBars, human_bytes
 from fluxops.errors import ExitCode
 
 if TYPE_CHECKING:
-    from fluxops.setup.run import FileOutcome, SetupEvents, SetupReport
+    from fluxops.cluster.pernode import NodeRow
+    from fluxops.hub.tokens import ResolvedToken
+    from fluxops.setup.run import FileOutcome, SetupEvents, SetupOptions, SetupReport
 
 _ACTION_STYLE = {"present": "green", "placed": "green", "download": "cyan", "corrupt": "red", "failed": "red"}
 
@@ -77,6 +89,61 @@ def _prune(out: Output, manifest_path: Path, root: Path, wait: bool) -> None:
     out.line(f"{len(removed)} partial file(s) removed, {human_bytes(sum(n for _, n in removed))} freed")
 
 
+def _token(out: Output, flag: str | None) -> ResolvedToken:
+    from fluxops.hub.tokens import resolve_token
+
+    resolved = resolve_token(flag, os.environ, Path.cwd())
+    for warning in resolved.warnings:
+        out.warn(warning)
+    if resolved.value:
+        out.note(f"token {resolved.shown} from {resolved.source}")
+    return resolved
+
+
+def _setup_cluster(out: Output, ctx: typer.Context, flags: Mapping[str, object], token: ResolvedToken,
+                   options: SetupOptions, ray_address: str | None) -> None:
+    """The same setup on every GPU node of the Ray cluster (docs/cluster.md): one row per node."""
+    from fluxops.cluster import runtime
+    from fluxops.cluster.pernode import NodeCall, absolute_flags
+    from fluxops.cluster.provision import setup_cluster
+
+    address = runtime.resolve_address(ray_address, os.environ)
+    call = NodeCall(absolute_flags(flags), config_flag(ctx))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with runtime.connected(address) as ray:
+        rows = setup_cluster(ray, call, token, options, lambda node, text: out.event(f"{node}: {text}"))
+    ok = all(row.ok for row in rows)
+    from fluxops.hub.tokens import scrub_data
+
+    # Server text from every node is scrubbed of the token before it is shown, as on one box.
+    out.emit(scrub_data({"address": address, "ok": ok, "nodes": [row.to_dict() for row in rows]}, token.value),
+             ok=ok)
+    _render_nodes(out, rows, options.dry_run)
+    if not ok:
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+def _render_nodes(out: Output, rows: list[NodeRow], dry_run: bool) -> None:
+    table: list[list[str | Text]] = []
+    for row in rows:
+        data = row.data or {}
+        files = data.get("files") or []
+        placed = sum(1 for f in files if f["action"] in ("present", "placed"))
+        if row.error is not None:
+            detail = row.error["message"] + (f" (fix: {row.error['hint']})" if row.error.get("hint") else "")
+        else:
+            detail = "; ".join(f"{f['id']}: {f['error']['message']}" for f in files if f.get("error")) or (
+                f"{placed} of {len(files)} files verified" if not dry_run
+                else f"{human_bytes(int(data.get('to_fetch') or 0))} to fetch")
+        result = Text("ok" if row.ok else "failed", style="green" if row.ok else "red")
+        table.append([result, row.node.label, str(data.get("models_dir") or "-"),
+                      human_bytes(int(data.get("fetched") or 0)), detail])
+    out.table(["result", "node", "models dir", "fetched", "detail"], table, title="setup on every GPU node")
+    bad = [row.node.label for row in rows if not row.ok]
+    out.line(f"{len(rows) - len(bad)} of {len(rows)} node(s) verified" + (f"; failed: {', '.join(bad)}" if bad
+             else ""), style="red" if bad else "green")
+
+
 @app.command()
 def setup(
     ctx: typer.Context,
@@ -99,27 +166,32 @@ def setup(
                                                  "manifest entry needs, then stop (waits for a running "
                                                  "setup, or fails with --no-wait).")] = False,
     json_out: JsonOpt = False,
+    cluster: ClusterOpt = False,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Download the manifest's files from Hugging Face: resumable, sha256-verified, placed for ComfyUI."""
     out = Output("setup", json_mode=json_out)
     with guarded(out):
-        from fluxops.hub.tokens import resolve_token, scrub_data, scrub_error
+        from fluxops.hub.tokens import scrub_data, scrub_error
         from fluxops.models.manifest import load_manifest
         from fluxops.setup.run import SetupOptions, run_setup
 
-        settings = build_settings(ctx, models_dir=models_dir, comfyui_dir=comfyui_dir, manifest=manifest,
-                                  jobs=jobs, connections=connections)
+        if cluster and prune_partials:
+            raise typer.BadParameter("run --prune-partials on each node, without --cluster",
+                                     param_hint="--prune-partials")
+        flags = {"models_dir": models_dir, "comfyui_dir": comfyui_dir, "manifest": manifest, "jobs": jobs,
+                 "connections": connections}
+        options = SetupOptions(dry_run=dry_run, repair=repair, wait=not no_wait)
+        if cluster:
+            _setup_cluster(out, ctx, flags, _token(out, token), options, ray_address)
+            return
+        settings = build_settings(ctx, **flags)
         root = settings.require_models_dir()
         if prune_partials:
             _prune(out, settings.manifest, root, wait=not no_wait)
             return
         spec = load_manifest(settings.manifest)
-        resolved = resolve_token(token, os.environ, Path.cwd())
-        for warning in resolved.warnings:
-            out.warn(warning)
-        if resolved.value:
-            out.note(f"token {resolved.shown} from {resolved.source}")
-        options = SetupOptions(dry_run=dry_run, repair=repair, wait=not no_wait)
+        resolved = _token(out, token)
         # `kill` / `docker stop` / systemd: stop like Ctrl-C, so what arrived is recorded for the resume.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         with out.transfer_bars() as bars:

@@ -20,6 +20,10 @@ from tests.cluster.conftest import RayCluster, start_cluster
 from tests.fakes.comfyui.install import make_comfyui_dir
 from tests.helpers import REPO, live_process, spawn_fluxops, stop, wait_until
 
+# Ray itself kills a worker's child processes when the worker exits (where it can): turned off, so that only
+# fluxops's own parent-death signal stands between a lost worker and a ComfyUI left holding its GPU.
+RAY_LEAVES_CHILDREN = {"RAY_kill_child_processes_on_worker_exit": "0",
+                       "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper": "0"}
 BOUND = 60.0  # seconds: upper bounds for a run to get somewhere, not timing expectations
 
 
@@ -35,7 +39,7 @@ def slow_cluster() -> Iterator[Callable[..., RayCluster]]:
     saved, started = dict(os.environ), []
 
     def start(gpus: tuple[int, ...] = (1, 1), seconds: float = 0.4) -> RayCluster:
-        rc = start_cluster(gpus, env={"FAKE_COMFYUI_SECONDS_PER_IMAGE": str(seconds)})
+        rc = start_cluster(gpus, env={"FAKE_COMFYUI_SECONDS_PER_IMAGE": str(seconds), **RAY_LEAVES_CHILDREN})
         started.append(rc)
         return rc
 

@@ -55,8 +55,7 @@ def run_cluster(out: Output, settings: Settings, overrides: Overrides, preset: s
     _summary(out, result)
     if not result.ok:
         error = FluxopsError("cluster.jobs_failed", f"{result.failed} of {result.totals()['jobs']} jobs failed")
-        if not out.json_mode:
-            out.error(error)
+        out.error(error)  # stderr only: the JSON document was printed above
         raise typer.Exit(ExitCode.FAILURE)
 
 

@@ -108,7 +108,7 @@ def generate(
 
             refuse_single_box_options(check, url, stop_after)
             run_cluster(out, settings, overrides, preset, seed, count, workflow,
-                        ClusterArgs(ray_address, prompts, comfy_arg or [], max_retries))
+                        ClusterArgs(ray_address, prompts, comfy_arg or [], max_retries, yes))
             return
         for given, name in ((prompts, "--prompts"), (comfy_arg, "--comfy-arg"), (ray_address, "--ray-address")):
             if given:

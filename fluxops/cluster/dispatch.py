@@ -290,7 +290,7 @@ def _wait_quietly(ray: ModuleType, refs: list[Any], timeout: float) -> None:
 
 def generate_on_cluster(settings: Settings, address: str, entries: list[Any], workflow_path: Any,
                         extra_args: list[str], max_retries: int,
-                        on_progress: Callable[[Progress], None] | None = None) -> ClusterResult:
+                        on_progress: Callable[[Progress], None] | None = None, yes: bool = False) -> ClusterResult:
     """Plan every job (nothing is sent for a bad one), skip those an earlier run into the same output finished,
     and run the rest on every GPU of the Ray cluster at `address`."""
     from fluxops.cluster.runlog import read_past
@@ -302,7 +302,7 @@ def generate_on_cluster(settings: Settings, address: str, entries: list[Any], wo
     began = time.monotonic()
     ensure_writable(settings.output_dir)
     past = read_past(settings.output_dir)
-    jobs = build_jobs(entries, workflow_path, settings.manifest, past.seeds)
+    jobs = build_jobs(entries, workflow_path, settings.manifest, past.seeds, yes)
     workflow = load_workflow(workflow_path)
     manifest = load_manifest(settings.manifest) if settings.manifest is not None else None
     dispatcher = Dispatcher(settings, extra_args, workflow, manifest, max_retries, on_progress)

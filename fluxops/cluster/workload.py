@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.errors import FluxopsError
-from fluxops.generate.plan import SEED_LIMIT, GenerateRequest, plan
+from fluxops.generate.plan import SEED_LIMIT, GenerateRequest, plan, refuse_more_than_a_day
 from fluxops.generate.workflow import DEFAULT_PRESET, Overrides, Params
 
 # ComfyUI prompt ids for cluster jobs: uuid5 in a namespace of fluxops's own (any fixed UUID would do).
@@ -108,9 +108,9 @@ def job_key(entry: Entry, image: int) -> str:
 
 
 def build_jobs(entries: list[Entry], workflow: Path | None, manifest: Path | None,
-               known_seeds: dict[str, int] | None = None) -> list[ClusterJob]:
-    """One job per image; each entry planned with generate's own checks (ranges, more than a day of work).
-    A job whose values are bad carries its error instead of a graph."""
+               known_seeds: dict[str, int] | None = None, yes: bool = False) -> list[ClusterJob]:
+    """One job per image; each entry planned with generate's own checks (ranges; more than a day of work for
+    one entry's --count needs `yes`). A job whose values are bad carries its error instead of a graph."""
     known = known_seeds or {}
     jobs: list[ClusterJob] = []
     for entry in entries:
@@ -121,16 +121,18 @@ def build_jobs(entries: list[Entry], workflow: Path | None, manifest: Path | Non
             continue
         base = entry.seed if entry.seed is not None else secrets.randbelow(2**48)
         for i, key in enumerate(keys):
-            seed = known.get(key, (base + i) % SEED_LIMIT)
-            jobs.append(_planned(key, entry, seed, workflow, manifest))
+            job = _planned(key, entry, known.get(key, (base + i) % SEED_LIMIT), workflow, manifest)
+            if i == 0 and job.params is not None and not yes:
+                refuse_more_than_a_day(job.params, entry.count)
+            jobs.append(job)
     return jobs
 
 
 def _planned(key: str, entry: Entry, seed: int, workflow: Path | None, manifest: Path | None) -> ClusterJob:
     job = ClusterJob(key, entry.overrides.prompt or "", seed, entry.line)
     try:
-        request = GenerateRequest(preset=entry.preset, overrides=entry.overrides, seed=seed, count=entry.count,
-                                  workflow=workflow)
+        request = GenerateRequest(preset=entry.preset, overrides=entry.overrides, seed=seed, count=1,
+                                  workflow=workflow, yes=True)  # one image: the day check is build_jobs's
         one = plan(request, manifest).jobs[0]
     except FluxopsError as exc:
         if exc.code in ("manifest.unreadable", "manifest.invalid", "workflow.unreadable", "workflow.invalid",

@@ -41,6 +41,14 @@ def test_jsonl_lines_carry_the_command_lines_overrides_and_a_bad_line_fails_alon
     assert (jobs[3].error or "").startswith("line 4: ") and jobs[3].graph == {}
 
 
+def test_more_than_a_day_for_one_prompt_needs_yes() -> None:
+    entries = [Entry(0, Overrides(prompt="x", width=16384, height=16384, steps=50), count=200)]
+    with pytest.raises(FluxopsError) as err:
+        build_jobs(entries, None, None)
+    assert err.value.code == "generate.needs_yes"
+    assert len(build_jobs(entries, None, None, yes=True)) == 200
+
+
 def test_an_empty_or_missing_prompts_file_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
     for path in (tmp_path / "empty.txt", tmp_path / "missing.txt"):

@@ -97,7 +97,9 @@ def test_every_job_once_the_rerun_skips_them_and_a_bad_value_fails_alone(
         ray_cluster: RayCluster, cli: Callable[..., subprocess.CompletedProcess[str]], comfyui: Path,
         tmp_path: Path, no_leftover_processes: Path) -> None:
     out = tmp_path / "out"
-    first = _run(cli, *_args(ray_cluster, comfyui, out, "--prompt", "a red bicycle", "--count", "6", "--json"))
+    first = _run(cli, *_args(ray_cluster, comfyui, out, "--prompt", "a red bicycle", "--count", "6", "--json",
+                             "--comfy-arg=--disable-metadata", "--comfy-arg", "--preview-size 256",
+                             "--comfyui-python", str(comfyui / "venv" / "bin" / "python")))
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
     assert doc["ok"] and doc["data"]["totals"]["done"] == 6
@@ -108,6 +110,9 @@ def test_every_job_once_the_rerun_skips_them_and_a_bad_value_fails_alone(
                for p in no_leftover_processes.glob("*.json")}
     outputs = {argv[argv.index("--output-directory") + 1] for argv in servers.values()}
     assert len(outputs) == len(servers) == 4  # each server its own output folder
+    for argv in servers.values():  # comfy start's flags, on every worker's server
+        assert "--disable-metadata" in argv and argv[argv.index("--preview-size") + 1] == "256"
+        assert "--temp-directory" in argv and "--user-directory" in argv
     _assert_nothing_left(no_leftover_processes)
 
     again = _run(cli, *_args(ray_cluster, comfyui, out, "--prompt", "a red bicycle", "--count", "6", "--json"))
@@ -195,9 +200,10 @@ def test_without_ray_cluster_names_the_extra_and_help_does_not_import_ray(
                  env={"PYTHONPATH": f"{REPO}{os.pathsep}{blocker}"})
     assert result.returncode == 2
     assert 'pip install "fluxops[cluster]"' in result.stderr and "Traceback" not in result.stderr
-    code = ("import sys, runpy\nsys.argv = ['fluxops', 'generate', '--help']\n"
-            "try:\n    runpy.run_module('fluxops', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print('ray' in sys.modules, file=sys.stderr)\n")
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert shown.stderr.strip().endswith("False")
+    for argv in (["--help"], ["generate", "--help"]):
+        code = (f"import sys, runpy\nsys.argv = ['fluxops', *{argv!r}]\n"
+                "try:\n    runpy.run_module('fluxops', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                "print('ray' in sys.modules, file=sys.stderr)\n")
+        shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert shown.stderr.strip().endswith("False"), argv

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxops.comfy.client import ComfyClient
+from fluxops.comfy.state import ServerState
 from fluxops.errors import FluxopsError
 from fluxops.generate.nodespec import NodeSpec, check_graph, parse_object_info, raise_for
 from fluxops.generate.plan import GenerateRequest, Job, Plan
@@ -26,6 +27,7 @@ from fluxops.models.manifest import Manifest
 from fluxops.settings import Settings
 
 START_TIMEOUT = 120.0
+PORT_TRIES = 3
 # A job that failed with one of these may succeed on another server: the server died or stopped answering.
 # Model, validation and node errors (rejected, out of memory, execution failed, ...) would fail again anywhere.
 RETRYABLE = {"generate.server_gone", "generate.interrupted", "comfy.unreachable", "comfy.timeout",
@@ -54,13 +56,24 @@ class GpuWorker:
     def ready(self) -> dict[str, Any]:
         """Start this worker's ComfyUI and wait until it answers; {"ok", "url", "node_id", "error"}."""
         try:
-            state = self.server.start(START_TIMEOUT, note=lambda _text: None)
+            state = self._start_server()
             self.client = ComfyClient(state.url)
             self.stats = self.client.system_stats()
         except FluxopsError as exc:
             return {"ok": False, "node_id": self.node_id, "error": exc.message, "code": exc.code}
         return {"ok": True, "node_id": self.node_id, "url": state.url, "pid": state.pid,
                 "comfyui_version": (self.stats.get("system") or {}).get("comfyui_version")}
+
+    def _start_server(self) -> ServerState:
+        """The free port is picked before ComfyUI binds it, so another worker on the node may take it first:
+        then the start is tried again on another port (a ComfyUI that fails for any other reason is not)."""
+        for attempt in range(1, PORT_TRIES + 1):
+            try:
+                return self.server.start(START_TIMEOUT, note=lambda _text: None)
+            except FluxopsError as exc:
+                if exc.code != "comfy.port_in_use" or attempt == PORT_TRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     def run_job(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Run one job: {"key", "prompt_id", "graph", "params", "attempt"} -> {"status", "images", ...}."""

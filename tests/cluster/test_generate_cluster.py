@@ -75,6 +75,14 @@ def _no_fake_comfyui(pid_dir: Path) -> bool:
     return all(live_process(json.loads(p.read_text())) is None for p in pid_dir.glob("*.json"))
 
 
+def _server_of(line: dict[str, Any], pid_dir: Path) -> dict[str, Any]:
+    """The pid record of the fake ComfyUI that made a job's image (by the port in its sidecar)."""
+    url = json.loads(Path(line["image"]).with_suffix(".json").read_text())["server"]["url"]
+    port = url.rsplit(":", 1)[1]
+    records = [json.loads(p.read_text()) for p in pid_dir.glob("*.json")]
+    return next(r for r in records if r["argv"][r["argv"].index("--port") + 1] == port)
+
+
 def _assert_nothing_left(pid_dir: Path) -> None:
     wait_until(lambda: _no_fake_comfyui(pid_dir), BOUND, "every worker's ComfyUI stopped")
     wait_until(_no_worker_processes, BOUND, "every worker actor gone")
@@ -103,8 +111,7 @@ def test_every_job_once_the_rerun_skips_them_and_a_bad_value_fails_alone(
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
     assert doc["ok"] and doc["data"]["totals"]["done"] == 6
-    lines = _assert_each_done_once(out, 6)
-    assert len({line["worker"] for line in lines}) > 1  # the work was spread over the GPUs
+    _assert_each_done_once(out, 6)  # (the first worker ready may do them all: the fake is quick here)
     assert {w["state"] for w in doc["data"]["workers"]} == {"stopped"} and len(doc["data"]["workers"]) == 4
     servers = {json.loads(p.read_text())["pid"]: json.loads(p.read_text())["argv"]
                for p in no_leftover_processes.glob("*.json")}
@@ -142,7 +149,7 @@ def test_a_comfyui_killed_mid_run_has_its_jobs_run_elsewhere(
     proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8"), stderr=tmp_path / "err.txt")
     try:
         wait_until(lambda: len(_lines(out)) >= 1, BOUND, "a first job done")
-        victim = json.loads(next(no_leftover_processes.glob("*.json")).read_text())
+        victim = _server_of(_lines(out)[0], no_leftover_processes)  # busy: it holds the next jobs
         os.kill(victim["pid"], signal.SIGKILL)
         proc.wait(timeout=BOUND * 2)
     finally:

@@ -162,6 +162,28 @@ def test_a_comfyui_killed_mid_run_has_its_jobs_run_elsewhere(
     _assert_nothing_left(no_leftover_processes)
 
 
+def test_max_retries_0_fails_the_jobs_of_a_dead_server_and_runs_the_rest(
+        slow_cluster: Callable[..., RayCluster], comfyui: Path, tmp_path: Path,
+        no_leftover_processes: Path) -> None:
+    rc = slow_cluster()
+    out = tmp_path / "out"
+    proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8", "--max-retries", "0"),
+                         stderr=tmp_path / "err.txt")
+    try:
+        wait_until(lambda: len(_lines(out)) >= 1, BOUND, "a first job done")
+        os.kill(_server_of(_lines(out)[0], no_leftover_processes)["pid"], signal.SIGKILL)
+        proc.wait(timeout=BOUND * 2)
+    finally:
+        stop(proc)
+    assert proc.returncode == 1, (tmp_path / "err.txt").read_text()
+    lines = _lines(out)
+    failed = [line for line in lines if line["status"] == "failed"]
+    assert len(lines) == 8 and failed and all(line["attempts"] == 1 for line in failed)
+    assert all("given up after 1 attempts" in line["error"] for line in failed)
+    assert len(list(out.glob("*.png"))) == 8 - len(failed)
+    _assert_nothing_left(no_leftover_processes)
+
+
 def test_a_node_removed_mid_run_has_its_jobs_run_elsewhere(
         slow_cluster: Callable[..., RayCluster], comfyui: Path, tmp_path: Path,
         no_leftover_processes: Path) -> None:

@@ -181,6 +181,23 @@ class Output:
 
             yield update
 
+    @contextmanager
+    def live_lines(self) -> Iterator[Callable[[Sequence[str]], None]]:
+        """Yields show(lines): the lines redrawn in place on a terminal (a status board, e.g. one line per
+        worker); nothing otherwise (callers print events with ``event`` instead)."""
+        if not self.interactive:
+            yield lambda _lines: None
+            return
+        from rich.console import Group
+        from rich.live import Live
+
+        with Live(console=self.err, refresh_per_second=4, transient=True) as live:
+
+            def show(lines: Sequence[str]) -> None:
+                live.update(Group(*(Text(line) for line in lines)))
+
+            yield show
+
 
 class TransferBars:
     """Thread-safe handle on several byte bars and their total (``progress`` None: does nothing)."""

@@ -203,6 +203,12 @@ _SPECS = [
     ErrorSpec("cluster.no_gpus", "the Ray cluster has no GPU to run ComfyUI on",
               "start Ray on the GPU hosts (`ray start --head`, `ray start --address=HEAD:6379`), "
               "or run without --cluster"),
+    ErrorSpec("cluster.prompts_unreadable", "the --prompts file cannot be read or holds no prompt",
+              "one prompt per line (.txt), or one JSON object per line with a \"prompt\" (.jsonl)", ExitCode.USAGE),
+    ErrorSpec("cluster.bad_option", "an option that does not go with --cluster (or needs it) was given",
+              "see `fluxops generate --help` and docs/cluster.md", ExitCode.USAGE),
+    ErrorSpec("cluster.jobs_failed", "some jobs of a `generate --cluster` run failed",
+              "see each job's error in --output/run.jsonl; run the same command again to retry only those"),
     # maintain
     ErrorSpec("schedule.tool_missing", "the scheduler's tool (crontab, systemctl, schtasks) is not available",
               "install cron (e.g. `apt-get install cron`), or use --systemd, or --print and add the job by hand"),

@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fluxops.cli.app import app, build_settings, guarded
-from fluxops.cli.options import ComfyDirOpt, JsonOpt, ManifestOpt, host_option, port_option
+from fluxops.cli.options import (
+    ClusterOpt,
+    ComfyArgOpt,
+    ComfyDirOpt,
+    ComfyPythonOpt,
+    JsonOpt,
+    ManifestOpt,
+    RayAddressOpt,
+    host_option,
+    port_option,
+)
 from fluxops.console import Output
 from fluxops.errors import ExitCode, FluxopsError
 
@@ -22,6 +32,7 @@ if TYPE_CHECKING:
 
 _PANEL = "Workflow parameters"
 _SERVER = "Server"
+_CLUSTER = "Cluster"
 
 
 @app.command()
@@ -67,7 +78,19 @@ def generate(
     stop_after: Annotated[bool, typer.Option("--stop-after", help="Stop the ComfyUI server afterwards if this "
                                              "command started it.", rich_help_panel=_SERVER)] = False,
     comfyui_dir: ComfyDirOpt = None,
+    comfyui_python: ComfyPythonOpt = None,
+    comfy_arg: ComfyArgOpt = None,
     manifest: ManifestOpt = None,
+    cluster: ClusterOpt = False,
+    ray_address: RayAddressOpt = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", dir_okay=False, help="With --cluster: a file of "
+                                                 "prompts, one per line (.txt; blank lines and # comments "
+                                                 "skipped), or JSON objects with the options' names (.jsonl: "
+                                                 '{"prompt": ..., "seed": ..., "steps": ...}); --count images '
+                                                 "each.", rich_help_panel=_CLUSTER)] = None,
+    max_retries: Annotated[int, typer.Option("--max-retries", min=0, help="With --cluster: times a job whose "
+                                             "worker, ComfyUI or node was lost is run again elsewhere.",
+                                             rich_help_panel=_CLUSTER)] = 2,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate images with the production workflow (FLUX.1 Krea + Turbo LoRA) through ComfyUI's API."""
@@ -76,10 +99,20 @@ def generate(
         from fluxops.generate.workflow import Overrides
 
         settings = build_settings(ctx, output_dir=output, host=host, port=port, comfyui_dir=comfyui_dir,
-                                  manifest=manifest)
+                                  comfyui_python=comfyui_python, manifest=manifest)
         overrides = Overrides(prompt=prompt, negative=negative, steps=steps, cfg=cfg, sampler=sampler,
                               scheduler=scheduler, lora_strength=lora_strength, width=width, height=height,
                               batch=batch)
+        if cluster:
+            from fluxops.cli.generate_cluster import ClusterArgs, refuse_single_box_options, run_cluster
+
+            refuse_single_box_options(check, url, stop_after)
+            run_cluster(out, settings, overrides, preset, seed, count, workflow,
+                        ClusterArgs(ray_address, prompts, comfy_arg or [], max_retries, yes))
+            return
+        for given, name in ((prompts, "--prompts"), (comfy_arg, "--comfy-arg"), (ray_address, "--ray-address")):
+            if given:
+                raise FluxopsError("cluster.bad_option", f"{name} goes with --cluster")
         _run(out, settings, overrides, preset, seed, count, workflow, check, url, stop_after, yes)
 
 

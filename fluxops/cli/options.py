@@ -44,7 +44,7 @@ ComfyArgOpt = Annotated[list[str] | None, typer.Option(
 StartTimeoutOpt = Annotated[float, typer.Option(
     "--timeout", min=1, help="Seconds to wait for readiness.")]
 ClusterOpt = Annotated[bool, typer.Option(
-    "--cluster", help='Run on every GPU of the Ray cluster (needs pip install "fluxops[cluster]"; '
+    "--cluster", help='Run on every GPU of the Ray cluster (needs pip install "fluxops\\[cluster]"; '
     "see docs/cluster.md).",
     rich_help_panel="Cluster")]
 RayAddressOpt = Annotated[str | None, typer.Option(

@@ -72,6 +72,15 @@ class Runner:
                 self.stream.close()
         return self.result()
 
+    def adopt_finished(self, job: Job) -> bool:
+        """A prompt this server already ran to success under the job's id (a retry of the same job): take its
+        images from /history instead of running it again. False when the server has no such prompt."""
+        entry = self.client.history(job.prompt_id).get(job.prompt_id)
+        if not entry or (entry.get("status") or {}).get("status_str") == "error":
+            return False
+        self._finish(job, entry)
+        return True
+
     def result(self) -> RunResult:
         images = [image for job in self.jobs for image in job.saved]
         jobs = [{"prompt_id": j.prompt_id, "number": j.number, "seed": j.params.seed, "queued": iso(j.queued_at),

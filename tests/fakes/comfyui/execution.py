@@ -219,7 +219,7 @@ class Executor:
         inputs = prompt[node]["inputs"]
         prefix = str(inputs.get("filename_prefix", "ComfyUI"))
         kind = "output" if prompt[node]["class_type"] == "SaveImage" else "temp"
-        base = self.comfy.output_dir if kind == "output" else self.comfy.base_dir / "temp"
+        base = self.comfy.output_dir if kind == "output" else self.comfy.temp_dir
         subfolder, _, name = prefix.replace("\\", "/").rpartition("/")
         folder = base / subfolder
         folder.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,7 @@ async def view(request: web.Request) -> web.Response:
             name, kind = name[: -len(tag) - 3], tag
     if not name or name.startswith("/") or ".." in name or kind not in ("output", "input", "temp"):
         return web.Response(status=400)
-    base = {"output": comfy.output_dir, "input": comfy.base_dir / "input", "temp": comfy.base_dir / "temp"}[kind]
+    base = {"output": comfy.output_dir, "input": comfy.base_dir / "input", "temp": comfy.temp_dir}[kind]
     folder = (base / request.query.get("subfolder", "")).resolve()
     if not folder.is_relative_to(base.resolve()):
         return web.Response(status=403)

@@ -63,6 +63,7 @@ class FakeComfy:
         self.root = root
         self.base_dir = base_dir
         self.output_dir = Path(args.output_directory) if args.output_directory else base_dir / "output"
+        self.temp_dir = Path(args.temp_directory) / "temp" if args.temp_directory else base_dir / "temp"
         self.folders = folders
         self.faults = faults
         self.version = read_version(root)

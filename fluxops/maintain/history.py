@@ -11,6 +11,9 @@ from typing import Any
 from fluxops.files import write_atomic
 
 SLOWER_WARN = 1.25  # a health check more than 25% slower than the recent median is worth a look
+# ...and at least this much slower in absolute terms: a FLUX image takes seconds, so a few hundredths more is the
+# timing of the check itself (process scheduling, polling), not the GPU.
+SLOWER_MIN_SECONDS = 0.5
 HISTORY_WINDOW = 6
 
 
@@ -76,10 +79,12 @@ def write_report(folder: Path, stamp: str, data: dict[str, Any], text: str) -> P
 
 
 def slowdown(history: list[HistoryEntry], seconds_per_image: float) -> tuple[float, float] | None:
-    """(median of recent runs, ratio) when this run is more than 25% slower than that median."""
+    """(median of recent runs, ratio) when this run is more than 25% (and SLOWER_MIN_SECONDS) slower than that
+    median."""
     recent = [h.seconds_per_image for h in history if h.seconds_per_image][-HISTORY_WINDOW:]
     if not recent:
         return None
     median = statistics.median(recent)
     ratio = seconds_per_image / median if median > 0 else 1.0
-    return (median, ratio) if ratio > SLOWER_WARN else None
+    slower = ratio > SLOWER_WARN and seconds_per_image - median >= SLOWER_MIN_SECONDS
+    return (median, ratio) if slower else None

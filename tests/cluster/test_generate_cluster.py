@@ -116,7 +116,9 @@ def test_every_job_once_the_rerun_skips_them_and_a_bad_value_fails_alone(
     servers = {json.loads(p.read_text())["pid"]: json.loads(p.read_text())["argv"]
                for p in no_leftover_processes.glob("*.json")}
     outputs = {argv[argv.index("--output-directory") + 1] for argv in servers.values()}
-    assert len(outputs) == len(servers) == 4  # each server its own output folder
+    # Each server its own output folder. A worker still starting when the quick fake has done all six jobs is
+    # stopped before its server starts, so under load fewer than four servers may have run.
+    assert 1 <= len(servers) <= 4 and len(outputs) == len(servers)
     for argv in servers.values():  # comfy start's flags, on every worker's server
         assert "--disable-metadata" in argv and argv[argv.index("--preview-size") + 1] == "256"
         assert "--temp-directory" in argv and "--user-directory" in argv
@@ -144,7 +146,8 @@ def test_every_job_once_the_rerun_skips_them_and_a_bad_value_fails_alone(
 def test_a_comfyui_killed_mid_run_has_its_jobs_run_elsewhere(
         slow_cluster: Callable[..., RayCluster], cli: Callable[..., subprocess.CompletedProcess[str]],
         comfyui: Path, tmp_path: Path, no_leftover_processes: Path) -> None:
-    rc = slow_cluster()
+    # 1 s per image: the server killed after the first image still holds a job, however loaded the machine.
+    rc = slow_cluster(seconds=1.0)
     out = tmp_path / "out"
     proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8"), stderr=tmp_path / "err.txt")
     try:
@@ -165,7 +168,8 @@ def test_a_comfyui_killed_mid_run_has_its_jobs_run_elsewhere(
 def test_max_retries_0_fails_the_jobs_of_a_dead_server_and_runs_the_rest(
         slow_cluster: Callable[..., RayCluster], comfyui: Path, tmp_path: Path,
         no_leftover_processes: Path) -> None:
-    rc = slow_cluster()
+    # 1 s per image: the server killed after the first image still holds a job, however loaded the machine.
+    rc = slow_cluster(seconds=1.0)
     out = tmp_path / "out"
     proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8", "--max-retries", "0"),
                          stderr=tmp_path / "err.txt")
@@ -187,7 +191,8 @@ def test_max_retries_0_fails_the_jobs_of_a_dead_server_and_runs_the_rest(
 def test_a_node_removed_mid_run_has_its_jobs_run_elsewhere(
         slow_cluster: Callable[..., RayCluster], comfyui: Path, tmp_path: Path,
         no_leftover_processes: Path) -> None:
-    rc = slow_cluster()
+    # 1 s per image: the server killed after the first image still holds a job, however loaded the machine.
+    rc = slow_cluster(seconds=1.0)
     out = tmp_path / "out"
     proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8"), stderr=tmp_path / "err.txt")
     try:

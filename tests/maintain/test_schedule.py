@@ -143,3 +143,6 @@ def test_slowdown_against_the_median() -> None:
     median, ratio = slowdown(past, 14.0) or (0, 0)
     assert median == 10.5 and ratio == pytest.approx(14.0 / 10.5)
     assert slowdown([], 99.0) is None
+    # A check that is 40% slower but only by 0.03 s is the check's own timing, not the GPU.
+    quick = [HistoryEntry("d", True, 0, s, 0, 0, "") for s in (0.08, 0.08)]
+    assert slowdown(quick, 0.11) is None and slowdown(quick, 0.9) is not None

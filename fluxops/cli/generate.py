@@ -91,6 +91,10 @@ def generate(
     max_retries: Annotated[int, typer.Option("--max-retries", min=0, help="With --cluster: times a job whose "
                                              "worker, ComfyUI or node was lost is run again elsewhere.",
                                              rich_help_panel=_CLUSTER)] = 2,
+    start_timeout: Annotated[float, typer.Option("--start-timeout", min=1, help="With --cluster: seconds to wait "
+                                                 "for a first worker to be placed on a GPU and its ComfyUI to "
+                                                 "answer, before the run gives up.",
+                                                 rich_help_panel=_CLUSTER)] = 600.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate images with the production workflow (FLUX.1 Krea + Turbo LoRA) through ComfyUI's API."""
@@ -108,7 +112,7 @@ def generate(
 
             refuse_single_box_options(check, url, stop_after)
             run_cluster(out, settings, overrides, preset, seed, count, workflow,
-                        ClusterArgs(ray_address, prompts, comfy_arg or [], max_retries, yes))
+                        ClusterArgs(ray_address, prompts, comfy_arg or [], max_retries, yes, start_timeout))
             return
         for given, name in ((prompts, "--prompts"), (comfy_arg, "--comfy-arg"), (ray_address, "--ray-address")):
             if given:

@@ -27,6 +27,7 @@ class ClusterArgs:
     comfy_args: Sequence[str]
     max_retries: int
     yes: bool = False
+    start_timeout: float = 600.0
 
 
 def refuse_single_box_options(check: bool, url: str | None, stop_after: bool) -> None:
@@ -51,7 +52,8 @@ def run_cluster(out: Output, settings: Settings, overrides: Overrides, preset: s
     out.note(f"Ray: {'a local Ray for this command' if address == runtime.LOCAL else address}")
     with out.live_lines() as show:
         result = generate_on_cluster(settings, address, entries, workflow, extra, args.max_retries,
-                                     on_progress=_board(out, show), yes=args.yes)
+                                     on_progress=_board(out, show), yes=args.yes,
+                                     start_timeout=args.start_timeout)
     out.emit(result.to_dict(), ok=result.ok)
     _summary(out, result)
     if not result.ok:

@@ -29,6 +29,7 @@ from fluxops.settings import Settings
 DEPTH = 2  # jobs per worker: one running, one queued in its ComfyUI
 WAIT_SECONDS = 0.5  # the longest the loop sleeps between progress updates
 STOP_SECONDS = 15.0
+START_SECONDS = 600.0  # the default bound for a first worker to be placed and its ComfyUI to answer
 
 
 @dataclass
@@ -96,12 +97,14 @@ class _Worker:
 
 class Dispatcher:
     def __init__(self, settings: Settings, extra_args: list[str], workflow: Workflow, manifest: Manifest | None,
-                 max_retries: int, on_progress: Callable[[Progress], None] | None = None):
+                 max_retries: int, on_progress: Callable[[Progress], None] | None = None,
+                 start_timeout: float = START_SECONDS):
         self.settings = settings
         self.extra_args = extra_args
         self.workflow = workflow
         self.manifest = manifest
         self.max_retries = max_retries
+        self.start_timeout = start_timeout
         self.on_progress = on_progress or (lambda _p: None)
         self.log = RunLog(settings.output_dir)
         self.workers: list[_Worker] = []
@@ -150,6 +153,8 @@ class Dispatcher:
 
     def _loop(self, ray: ModuleType) -> None:
         while self.queue or any(w.inflight for w in self.workers):
+            if self.starting and not any(w.usable for w in self.workers) and self._start_overdue():
+                self._give_up_starting(ray)
             if not self.starting and not any(w.usable for w in self.workers):
                 self._no_workers_left()
                 break
@@ -250,6 +255,20 @@ class Dispatcher:
                                 "seconds": seconds, "image": images[0] if images else None, "error": error})
         self.lines.append({**line, "images": images or []})
 
+    def _start_overdue(self) -> bool:
+        return time.monotonic() - self.began > self.start_timeout
+
+    def _give_up_starting(self, ray: ModuleType) -> None:
+        """No worker ready in time: an actor Ray cannot place (its GPU held by another Ray job) waits forever,
+        so the run stops waiting for it instead of hanging."""
+        for worker in self.starting.values():
+            worker.view.state = "failed"
+            worker.view.note = (f"not started within {self.start_timeout:g} s: is its GPU held by another Ray "
+                                "job? (`ray status`)")
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(worker.actor)
+        self.starting.clear()
+
     def _no_workers_left(self) -> None:
         why = "; ".join(sorted({w.view.note for w in self.workers if w.view.note})) or "no worker could start"
         while self.queue:
@@ -290,7 +309,8 @@ def _wait_quietly(ray: ModuleType, refs: list[Any], timeout: float) -> None:
 
 def generate_on_cluster(settings: Settings, address: str, entries: list[Any], workflow_path: Any,
                         extra_args: list[str], max_retries: int,
-                        on_progress: Callable[[Progress], None] | None = None, yes: bool = False) -> ClusterResult:
+                        on_progress: Callable[[Progress], None] | None = None, yes: bool = False,
+                        start_timeout: float = START_SECONDS) -> ClusterResult:
     """Plan every job (nothing is sent for a bad one), skip those an earlier run into the same output finished,
     and run the rest on every GPU of the Ray cluster at `address`."""
     from fluxops.cluster.runlog import read_past
@@ -305,7 +325,7 @@ def generate_on_cluster(settings: Settings, address: str, entries: list[Any], wo
     jobs = build_jobs(entries, workflow_path, settings.manifest, past.seeds, yes)
     workflow = load_workflow(workflow_path)
     manifest = load_manifest(settings.manifest) if settings.manifest is not None else None
-    dispatcher = Dispatcher(settings, extra_args, workflow, manifest, max_retries, on_progress)
+    dispatcher = Dispatcher(settings, extra_args, workflow, manifest, max_retries, on_progress, start_timeout)
     dispatcher.began = began
     if all(job.key in past.done or job.error for job in jobs):
         return dispatcher.run(runtime.import_ray(), jobs, past)  # nothing to run: Ray is not even started

@@ -241,3 +241,30 @@ def test_without_ray_cluster_names_the_extra_and_help_does_not_import_ray(
         shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                                env={**os.environ, "PYTHONPATH": str(REPO)})
         assert shown.stderr.strip().endswith("False"), argv
+
+
+def test_workers_that_cannot_be_placed_end_the_run_instead_of_hanging(
+        slow_cluster: Callable[..., RayCluster], cli: Callable[..., subprocess.CompletedProcess[str]],
+        comfyui: Path, tmp_path: Path, no_leftover_processes: Path) -> None:
+    import ray
+
+    rc = slow_cluster((1,))
+    ray.init(address=rc.address, log_to_driver=False)
+    try:
+        @ray.remote(num_gpus=1)
+        class Holder:  # another Ray job's actor, holding the only GPU
+            def ping(self) -> bool:
+                return True
+
+        holder = Holder.remote()  # type: ignore[attr-defined]
+        assert ray.get(holder.ping.remote(), timeout=BOUND)
+        proc = _run(cli, *_args(rc, comfyui, tmp_path / "out", "--count", "2", "--json", "--start-timeout", "3"))
+    finally:
+        ray.shutdown()
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["data"]["totals"]["failed"] == 2 and doc["data"]["totals"]["done"] == 0
+    assert {w["state"] for w in doc["data"]["workers"]} == {"failed"}
+    assert all("not started within 3 s" in line["error"] and "ray status" in line["error"]
+               for line in doc["data"]["jobs"])
+    _assert_nothing_left(no_leftover_processes)

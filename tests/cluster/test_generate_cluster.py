@@ -83,6 +83,20 @@ def _server_of(line: dict[str, Any], pid_dir: Path) -> dict[str, Any]:
     return next(r for r in records if r["argv"][r["argv"].index("--port") + 1] == port)
 
 
+def _fault_mid_run(rc: RayCluster, comfyui: Path, out: Path, err: Path, after: int,
+                   fault: Callable[[subprocess.Popen[bytes]], None], *more: str) -> subprocess.Popen[bytes]:
+    """Run generate --cluster in the background; once `after` jobs have ended, do `fault` (given the child), then
+    let it finish (the child is always stopped)."""
+    proc = spawn_fluxops(*_args(rc, comfyui, out, *more), stderr=err)
+    try:
+        wait_until(lambda: len(_lines(out)) >= after, BOUND, f"{after} job(s) ended")
+        fault(proc)
+        proc.wait(timeout=BOUND * 2)
+    finally:
+        stop(proc)
+    return proc
+
+
 def _assert_nothing_left(pid_dir: Path) -> None:
     wait_until(lambda: _no_fake_comfyui(pid_dir), BOUND, "every worker's ComfyUI stopped")
     wait_until(_no_worker_processes, BOUND, "every worker actor gone")
@@ -149,14 +163,14 @@ def test_a_comfyui_killed_mid_run_has_its_jobs_run_elsewhere(
     # 1 s per image: the server killed after the first image still holds a job, however loaded the machine.
     rc = slow_cluster(seconds=1.0)
     out = tmp_path / "out"
-    proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8"), stderr=tmp_path / "err.txt")
-    try:
-        wait_until(lambda: len(_lines(out)) >= 1, BOUND, "a first job done")
-        victim = _server_of(_lines(out)[0], no_leftover_processes)  # busy: it holds the next jobs
-        os.kill(victim["pid"], signal.SIGKILL)
-        proc.wait(timeout=BOUND * 2)
-    finally:
-        stop(proc)
+    killed: list[dict[str, Any]] = []
+
+    def kill_a_busy_server(_proc: subprocess.Popen[bytes]) -> None:
+        killed.append(_server_of(_lines(out)[0], no_leftover_processes))  # busy: it holds the next job
+        os.kill(killed[0]["pid"], signal.SIGKILL)
+
+    proc = _fault_mid_run(rc, comfyui, out, tmp_path / "err.txt", 1, kill_a_busy_server, "--count", "8")
+    victim = killed[0]
     assert proc.returncode == 0, (tmp_path / "err.txt").read_text()
     lines = _assert_each_done_once(out, 8)
     assert any(line["attempts"] == 2 for line in lines)  # the job on the dead server ran again elsewhere
@@ -171,14 +185,9 @@ def test_max_retries_0_fails_the_jobs_of_a_dead_server_and_runs_the_rest(
     # 1 s per image: the server killed after the first image still holds a job, however loaded the machine.
     rc = slow_cluster(seconds=1.0)
     out = tmp_path / "out"
-    proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8", "--max-retries", "0"),
-                         stderr=tmp_path / "err.txt")
-    try:
-        wait_until(lambda: len(_lines(out)) >= 1, BOUND, "a first job done")
-        os.kill(_server_of(_lines(out)[0], no_leftover_processes)["pid"], signal.SIGKILL)
-        proc.wait(timeout=BOUND * 2)
-    finally:
-        stop(proc)
+    proc = _fault_mid_run(rc, comfyui, out, tmp_path / "err.txt", 1,
+                          lambda _p: os.kill(_server_of(_lines(out)[0], no_leftover_processes)["pid"], signal.SIGKILL),
+                          "--count", "8", "--max-retries", "0")
     assert proc.returncode == 1, (tmp_path / "err.txt").read_text()
     lines = _lines(out)
     failed = [line for line in lines if line["status"] == "failed"]
@@ -191,16 +200,11 @@ def test_max_retries_0_fails_the_jobs_of_a_dead_server_and_runs_the_rest(
 def test_a_node_removed_mid_run_has_its_jobs_run_elsewhere(
         slow_cluster: Callable[..., RayCluster], comfyui: Path, tmp_path: Path,
         no_leftover_processes: Path) -> None:
-    # 1 s per image: the server killed after the first image still holds a job, however loaded the machine.
+    # 1 s per image: the removed node still holds jobs after the first two, however loaded the machine.
     rc = slow_cluster(seconds=1.0)
     out = tmp_path / "out"
-    proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "8"), stderr=tmp_path / "err.txt")
-    try:
-        wait_until(lambda: len(_lines(out)) >= 2, BOUND, "two jobs done")
-        rc.remove_node(rc.workers[0])
-        proc.wait(timeout=BOUND * 2)
-    finally:
-        stop(proc)
+    proc = _fault_mid_run(rc, comfyui, out, tmp_path / "err.txt", 2, lambda _p: rc.remove_node(rc.workers[0]),
+                          "--count", "8")
     assert proc.returncode == 0, (tmp_path / "err.txt").read_text()
     lines = _assert_each_done_once(out, 8)
     assert any(line["attempts"] == 2 for line in lines)  # the jobs on the removed node ran again elsewhere
@@ -213,13 +217,8 @@ def test_ctrl_c_stops_every_worker_and_exits_130(
         no_leftover_processes: Path) -> None:
     rc = slow_cluster(seconds=1.0)
     out = tmp_path / "out"
-    proc = spawn_fluxops(*_args(rc, comfyui, out, "--count", "20"), stderr=tmp_path / "err.txt")
-    try:
-        wait_until(lambda: len(_lines(out)) >= 1, BOUND, "a first job done")
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=BOUND)
-    finally:
-        stop(proc)
+    proc = _fault_mid_run(rc, comfyui, out, tmp_path / "err.txt", 1, lambda p: p.send_signal(signal.SIGINT),
+                          "--count", "20")
     assert proc.returncode == 130, (tmp_path / "err.txt").read_text()
     assert len(_lines(out)) < 20
     _assert_nothing_left(no_leftover_processes)

@@ -18,10 +18,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
-from fluxops.comfy.launch import child_environment, plan_launch
+from fluxops.comfy.launch import plan_launch, record_of, server_environment
 from fluxops.comfy.readiness import kill, wait_ready
 from fluxops.comfy.state import ServerState
 from fluxops.settings import Settings
@@ -87,15 +86,12 @@ class OwnServer:
         if failure:
             raise failure[0]
         assert self.proc is not None
-        self.state = ServerState(pid=self.proc.pid, create_time=_create_time(self.proc.pid), host=plan.listen,
-                                 port=plan.port, command=plan.command, comfyui_dir=str(plan.comfyui_dir),
-                                 log_path=str(self.folder / "comfyui.log"),
-                                 started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.state = record_of(self.proc.pid, plan, self.folder / "comfyui.log")
         wait_ready(self.proc, self.state, plan.python, timeout, note)
         return self.state
 
     def _popen(self, command: list[str], cwd: Path) -> subprocess.Popen:
-        env = {**child_environment(os.environ), "PYTHONUNBUFFERED": "1"}
+        env = server_environment()
         with open(self.folder / "comfyui.log", "ab", buffering=0) as log:
             if sys.platform == "linux":
                 return subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -112,11 +108,3 @@ class OwnServer:
         if self.state is not None:
             kill(self.state)
 
-
-def _create_time(pid: int) -> float:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return 0.0

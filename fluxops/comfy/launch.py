@@ -78,29 +78,33 @@ def child_environment(env: Mapping[str, str]) -> dict[str, str]:
             if name not in ENV_NAMES and not (token and value.strip() == token)}
 
 
-def spawn(settings: Settings, plan: LaunchPlan, note: Callable[[str], None]) -> tuple[subprocess.Popen, ServerState]:
-    """Start the planned command detached and record it; nothing unrecorded is left running if that fails."""
+def server_environment() -> dict[str, str]:
+    """What every ComfyUI fluxops starts runs with: no token, and unbuffered so log lines reach the file as they
+    happen (`comfy start`, generate's auto-start and each cluster worker's server alike)."""
+    return {**child_environment(os.environ), "PYTHONUNBUFFERED": "1"}
+
+
+def record_of(pid: int, plan: LaunchPlan, log_path: Path) -> ServerState:
+    """The state record of a server just started from `plan` (create time 0 when it is already gone: the
+    readiness loop then reports why)."""
     import psutil
 
-    log_path = logfile.rotate(settings.comfy_log_dir)
-    env = {**child_environment(os.environ), "PYTHONUNBUFFERED": "1"}  # log lines reach the file as they happen
-    note(f"starting ComfyUI: {' '.join(plan.command)}")
-    proc = spawn_detached(plan.command, cwd=plan.comfyui_dir, log_path=log_path, env=env)
     try:
-        try:
-            create_time = psutil.Process(proc.pid).create_time()
-        except psutil.Error:
-            create_time = 0.0  # already gone: the readiness loop reports why
-        state = ServerState(
-            pid=proc.pid,
-            create_time=create_time,
-            host=plan.listen,
-            port=plan.port,
-            command=plan.command,
-            comfyui_dir=str(plan.comfyui_dir),
-            log_path=str(log_path),
-            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
+        create_time = float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        create_time = 0.0
+    return ServerState(pid=pid, create_time=create_time, host=plan.listen, port=plan.port, command=plan.command,
+                       comfyui_dir=str(plan.comfyui_dir), log_path=str(log_path),
+                       started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def spawn(settings: Settings, plan: LaunchPlan, note: Callable[[str], None]) -> tuple[subprocess.Popen, ServerState]:
+    """Start the planned command detached and record it; nothing unrecorded is left running if that fails."""
+    log_path = logfile.rotate(settings.comfy_log_dir)
+    note(f"starting ComfyUI: {' '.join(plan.command)}")
+    proc = spawn_detached(plan.command, cwd=plan.comfyui_dir, log_path=log_path, env=server_environment())
+    try:
+        state = record_of(proc.pid, plan, log_path)
         write_state(settings, state)
     except BaseException:  # Ctrl-C or a failed state write: never leave an unrecorded server running
         proc.kill()
